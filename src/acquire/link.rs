@@ -1,0 +1,340 @@
+//! One task per transport (a TCP connection or a serial bus): it owns the
+//! connection, serves one request at a time in the order its devices' schedules
+//! ask, and hands each device's sample on.
+//!
+//! Isolation rules, from the field: a device that stops answering backs off on
+//! its own schedule while its neighbours keep theirs; after a timeout or a
+//! garbled reply the connection is dropped (a late reply must never be read as
+//! the answer to the next request) and reopened with backoff if opening fails.
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tokio_modbus::client::{Client, Context};
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::decode::{decode_reply, Decoded};
+use super::sample::{DeviceRef, ErrorKind, PollError, Reading, Sample};
+use super::transport::{self, exception_text, CallError};
+use crate::clock::SharedClock;
+use crate::config::duration::parse_duration;
+use crate::config::validate::DeviceSpec;
+use crate::config::Transport;
+
+/// A device that keeps failing is polled at most this rarely.
+const MAX_DEVICE_BACKOFF: Duration = Duration::from_secs(60);
+
+struct Slot {
+    dev: Arc<DeviceRef>,
+    spec: Arc<DeviceSpec>,
+    next_due: Instant,
+    polls: u64,
+    failures: u32,
+    missed: u32,
+}
+
+pub struct Link {
+    pub key: String,
+    transport: Transport,
+    pause: Duration,
+    close_after_poll: bool,
+    connect_timeout: Duration,
+    slots: Vec<Slot>,
+}
+
+/// The first tick of a schedule aligned to multiples of `interval` in wall-clock time,
+/// so polls land on :00, :01, ... and do not drift.
+pub fn first_aligned_tick(interval: Duration) -> Instant {
+    let now_wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let iv = interval.as_nanos().max(1);
+    let rem = now_wall.as_nanos() % iv;
+    Instant::now() + Duration::from_nanos((iv - rem) as u64)
+}
+
+impl Link {
+    pub fn new(devices: Vec<Arc<DeviceSpec>>) -> Link {
+        let transport = devices[0].transport.clone();
+        let key = transport.key();
+        let (close_after_poll, pause) = match &transport {
+            Transport::Tcp {
+                close_after_poll,
+                pause,
+                ..
+            }
+            | Transport::RtuOverTcp {
+                close_after_poll,
+                pause,
+                ..
+            } => (*close_after_poll, pause.clone()),
+            Transport::Rtu { pause, .. } => (false, pause.clone()),
+        };
+        let transport_pause = pause
+            .and_then(|p| parse_duration(&p).ok())
+            .unwrap_or_default();
+        let profile_pause = devices
+            .iter()
+            .map(|d| d.profile.pause_between_requests)
+            .max()
+            .unwrap_or_default();
+        let connect_timeout = devices
+            .iter()
+            .map(|d| d.timeout)
+            .max()
+            .unwrap_or_default()
+            .max(Duration::from_secs(1))
+            * 2;
+        let slots = devices
+            .into_iter()
+            .map(|spec| Slot {
+                dev: Arc::new(DeviceRef {
+                    site: spec.site.clone(),
+                    device: spec.id.clone(),
+                    unit: spec.unit,
+                    profile: spec.profile.clone(),
+                }),
+                next_due: first_aligned_tick(spec.poll_interval),
+                spec,
+                polls: 0,
+                failures: 0,
+                missed: 0,
+            })
+            .collect();
+        Link {
+            key,
+            transport,
+            pause: transport_pause.max(profile_pause),
+            close_after_poll,
+            connect_timeout,
+            slots,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        clock: SharedClock,
+        tx: mpsc::Sender<Sample>,
+        cancel: CancellationToken,
+    ) {
+        let mut conn = Conn {
+            ctx: None,
+            reconnect_at: None,
+            backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(30)),
+            last_request: None,
+        };
+        loop {
+            let Some(i) = (0..self.slots.len()).min_by_key(|&i| self.slots[i].next_due) else {
+                return;
+            };
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                _ = sleep_until(self.slots[i].next_due) => {}
+            }
+            let sample = self.poll(i, &mut conn, &clock).await;
+            if tx.send(sample).await.is_err() {
+                break;
+            }
+            if self.close_after_poll {
+                let next = self.slots.iter().map(|s| s.next_due).min();
+                if next.is_some_and(|n| n > Instant::now()) {
+                    conn.drop_connection().await;
+                }
+            }
+        }
+        conn.drop_connection().await;
+    }
+
+    async fn poll(&mut self, i: usize, conn: &mut Conn, clock: &SharedClock) -> Sample {
+        let started = Instant::now();
+        let at = clock.now();
+        let slot = &mut self.slots[i];
+        let spec = slot.spec.clone();
+        let profile = &spec.profile;
+        let with_slow = slot.polls % spec.slow_every as u64 == 0;
+        let mut readings = Vec::with_capacity(profile.points.len());
+        let mut missing = Vec::new();
+        let mut errors = Vec::new();
+        let mut answered = 0u32;
+        let mut unreachable = false;
+        let mut requests = 0u16;
+        let mut aborted = false;
+        for req in profile.plan.requests(with_slow) {
+            if aborted {
+                missing.extend(req.points.iter().copied());
+                continue;
+            }
+            let err = |kind: ErrorKind, message: String| PollError {
+                kind,
+                site: spec.site.clone(),
+                device: spec.id.clone(),
+                unit: spec.unit,
+                function: req.table.function_code(),
+                address: req.start,
+                count: req.count,
+                message,
+            };
+            if let Some(last) = conn.last_request {
+                if !self.pause.is_zero() {
+                    sleep_until(last + self.pause).await;
+                }
+            }
+            let ctx = match conn.ensure(&self.transport, self.connect_timeout).await {
+                Ok(ctx) => ctx,
+                Err(message) => {
+                    errors.push(err(
+                        ErrorKind::Transport,
+                        format!("{}: {message}", self.key),
+                    ));
+                    missing.extend(req.points.iter().copied());
+                    unreachable = true;
+                    aborted = true;
+                    continue;
+                }
+            };
+            requests += 1;
+            let result = transport::read(ctx, spec.unit, req, spec.timeout).await;
+            conn.last_request = Some(Instant::now());
+            match result {
+                Ok(reply) => {
+                    answered += 1;
+                    decode_reply(profile, req, &reply, |point, d| match d {
+                        Decoded::Value { value, raw, valid } => readings.push(Reading {
+                            point,
+                            value,
+                            raw,
+                            valid,
+                        }),
+                        Decoded::Missing => missing.push(point),
+                    });
+                }
+                Err(e) => {
+                    missing.extend(req.points.iter().copied());
+                    let (kind, message) = match &e {
+                        CallError::Timeout => (
+                            ErrorKind::Timeout,
+                            format!("no reply within {:?}", spec.timeout),
+                        ),
+                        CallError::Exception(code) => (ErrorKind::Exception, exception_text(*code)),
+                        CallError::Transport(m) => (ErrorKind::Transport, m.clone()),
+                    };
+                    let gateway_gave_up = matches!(
+                        e,
+                        CallError::Exception(tokio_modbus::ExceptionCode::GatewayTargetDevice)
+                            | CallError::Exception(
+                                tokio_modbus::ExceptionCode::GatewayPathUnavailable
+                            )
+                    );
+                    if e.drops_connection() {
+                        conn.drop_connection().await;
+                    }
+                    errors.push(err(kind, message));
+                    if e.drops_connection() || gateway_gave_up {
+                        // The device is not answering: do not spend more timeouts on it this round.
+                        unreachable = true;
+                        aborted = true;
+                    }
+                }
+            }
+        }
+        for e in &errors {
+            tracing::debug!(target: "bessmon::acquire", "{e}");
+        }
+        let failed = answered == 0 && unreachable;
+        let slot = &mut self.slots[i];
+        slot.polls += 1;
+        let missed = std::mem::take(&mut slot.missed);
+        reschedule(slot, failed);
+        missing.sort_unstable();
+        missing.dedup();
+        Sample {
+            device: slot.dev.clone(),
+            at,
+            readings,
+            missing,
+            poll_duration: started.elapsed(),
+            errors,
+            requests,
+            missed,
+            online: answered > 0,
+        }
+    }
+}
+
+fn reschedule(slot: &mut Slot, failed: bool) {
+    let interval = slot.spec.poll_interval;
+    let now = Instant::now();
+    let mut next = slot.next_due + interval;
+    if failed {
+        slot.failures = slot.failures.saturating_add(1);
+        let ticks = (1u64 << (slot.failures - 1).min(16))
+            .min((MAX_DEVICE_BACKOFF.as_nanos() / interval.as_nanos().max(1)).max(1) as u64);
+        next += interval * (ticks.saturating_sub(1) as u32);
+    } else {
+        slot.failures = 0;
+    }
+    if next <= now {
+        // The poll overran: skip the ticks already past instead of queueing them up.
+        let behind = (now - next).as_nanos() / interval.as_nanos().max(1) + 1;
+        if !failed {
+            slot.missed = slot.missed.saturating_add(behind as u32);
+        }
+        next += interval * behind as u32;
+    }
+    slot.next_due = next;
+}
+
+struct Conn {
+    ctx: Option<Context>,
+    reconnect_at: Option<Instant>,
+    backoff: Backoff,
+    last_request: Option<Instant>,
+}
+
+impl Conn {
+    async fn ensure(&mut self, t: &Transport, timeout: Duration) -> Result<&mut Context, String> {
+        if self.ctx.is_none() {
+            if let Some(at) = self.reconnect_at {
+                if Instant::now() < at {
+                    return Err(format!(
+                        "connection down, next attempt in {:.1}s",
+                        (at - Instant::now()).as_secs_f64()
+                    ));
+                }
+            }
+            match transport::connect(t, timeout).await {
+                Ok(ctx) => {
+                    self.ctx = Some(ctx);
+                    self.reconnect_at = None;
+                    if self.backoff.attempts() > 0 {
+                        tracing::info!(target: "bessmon::acquire", "{}: connected again", t.key());
+                    }
+                    self.backoff.reset();
+                    self.last_request = None;
+                }
+                Err(e) => {
+                    let delay = self.backoff.next_delay();
+                    self.reconnect_at = Some(Instant::now() + delay);
+                    let msg = format!(
+                        "cannot connect: {e}; retrying in {:.1}s",
+                        delay.as_secs_f64()
+                    );
+                    if self.backoff.attempts() == 1 {
+                        tracing::warn!(target: "bessmon::acquire", "{}: {msg}", t.key());
+                    }
+                    return Err(msg);
+                }
+            }
+        }
+        Ok(self.ctx.as_mut().expect("connected above"))
+    }
+
+    async fn drop_connection(&mut self) {
+        if let Some(mut ctx) = self.ctx.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(100), ctx.disconnect()).await;
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `bessmon bench poll`: one daemon polling many simulated sites, measured.
+//! The simulator runs as a child process, so its CPU is not counted as ours;
+//! both are reported.
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Failure, Outcome};
+use crate::acquire;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::duration::parse_duration;
+use crate::config::validate::validate;
+use crate::config::{load, ConfigSource};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum What {
+    /// Poll N simulated sites (3 devices each) at a series of intervals.
+    Poll {
+        #[arg(long, default_value_t = 1000)]
+        sites: usize,
+        /// Measured seconds per interval (after a 3 s warm-up).
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Poll intervals to run, the first being the target load.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1s,200ms,100ms,75ms,50ms"
+        )]
+        intervals: Vec<String>,
+    },
+}
+
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// CPU seconds (user + system) of a process, from /proc.
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|x| x.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+pub fn run(a: Args) -> Outcome {
+    let What::Poll {
+        sites,
+        seconds,
+        intervals,
+    } = a.what;
+    let intervals: Vec<Duration> = intervals
+        .iter()
+        .map(|s| parse_duration(s).map_err(|m| Failure::input(format!("--intervals: {m}"))))
+        .collect::<Result<_, _>>()?;
+    let exe = std::env::current_exe().map_err(|e| Failure::runtime(e.to_string()))?;
+    let mut child = Command::new(exe)
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--sites",
+            &sites.to_string(),
+            "--log-level",
+            "warn",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::runtime(format!("cannot start the simulator: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Failure::runtime("simulator has no stdout"))?;
+    let sim = Guard(child);
+    let sim_pid = sim.0.id().to_string();
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| Failure::runtime(e.to_string()))?;
+        if let Some(addr) = line.split_whitespace().nth(4).and_then(|x| x.parse().ok()) {
+            addrs.push(addr);
+        }
+        if addrs.len() == sites {
+            break;
+        }
+    }
+    if addrs.len() != sites {
+        return Err(Failure::runtime("the simulator did not report every site"));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    println!("| devices | interval | target polls/s | achieved polls/s | missed % | errors | requests/poll (planned min) | daemon CPU % of one core | CPU us/poll | RSS MB | simulator CPU % |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for iv in intervals {
+        let r = rt.block_on(stage(&addrs, iv, seconds, &sim_pid))?;
+        println!("{r}");
+    }
+    println!(
+        "peak RSS (VmHWM): {:.1} MB",
+        status_kib("VmHWM:") as f64 / 1024.0
+    );
+    Ok(())
+}
+
+async fn stage(
+    addrs: &[SocketAddr],
+    interval: Duration,
+    seconds: u64,
+    sim_pid: &str,
+) -> Result<String, Failure> {
+    let dir = std::env::temp_dir();
+    let mut toml = crate::cli::demo::demo_config(addrs, &dir);
+    toml = toml.replace(
+        "poll_interval = \"1s\"",
+        &format!("poll_interval = \"{}ms\"", interval.as_millis()),
+    );
+    toml = toml.replace(
+        "timeout = \"500ms\"",
+        &format!("timeout = \"{}ms\"", interval.as_millis().max(200)),
+    );
+    let source = ConfigSource::Inline {
+        name: "<bench>".into(),
+        toml,
+    };
+    let cfg = load(&source).map_err(|e| Failure::runtime(e.to_string()))?;
+    let v = validate("<bench>", cfg).map_err(|e| Failure::runtime(format!("{:?}", e.first())))?;
+    let planned: usize = v.requests_per_poll();
+    let devices = v.devices().count();
+    let cancel = CancellationToken::new();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (tx, mut rx) = mpsc::channel(8192);
+    let mut tasks = acquire::spawn(v.devices(), clock, tx, cancel.clone());
+    let counters = Arc::new([(); 5].map(|_| AtomicU64::new(0)));
+    let c2 = counters.clone();
+    let consumer = tokio::spawn(async move {
+        while let Some(s) = rx.recv().await {
+            c2[0].fetch_add(1, Relaxed);
+            c2[1].fetch_add(s.missed as u64, Relaxed);
+            c2[2].fetch_add(s.requests as u64, Relaxed);
+            c2[3].fetch_add(s.errors.len() as u64, Relaxed);
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let snap = |c: &[AtomicU64; 5]| [0, 1, 2, 3].map(|i| c[i].load(Relaxed));
+    let before = snap(&counters);
+    let (cpu0, sim0, t0) = (cpu_seconds("self"), cpu_seconds(sim_pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let after = snap(&counters);
+    let (cpu1, sim1, el) = (
+        cpu_seconds("self"),
+        cpu_seconds(sim_pid),
+        t0.elapsed().as_secs_f64(),
+    );
+    let rss = status_kib("VmRSS:") as f64 / 1024.0;
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+    let _ = consumer.await;
+    let polls = (after[0] - before[0]) as f64;
+    let missed = (after[1] - before[1]) as f64;
+    let reqs = (after[2] - before[2]) as f64;
+    let errors = after[3] - before[3];
+    let target = devices as f64 / interval.as_secs_f64();
+    let cpu = (cpu1 - cpu0) / el;
+    Ok(format!(
+        "| {devices} | {:?} | {:.0} | {:.0} | {:.2} | {errors} | {:.3} ({:.3}) | {:.1} | {:.1} | {:.0} | {:.1} |",
+        interval,
+        target,
+        polls / el,
+        100.0 * missed / (polls + missed).max(1.0),
+        reqs / polls.max(1.0),
+        planned as f64 / devices as f64,
+        100.0 * cpu,
+        1e6 * (cpu1 - cpu0) / polls.max(1.0),
+        rss,
+        100.0 * (sim1 - sim0) / el,
+    ))
+}

@@ -1,0 +1,136 @@
+//! Command-line entry: one small file per command, each turning arguments into
+//! calls of the parts of the flow. Exit codes: 0 ok, 1 invalid input, 2 runtime failure.
+mod bench;
+mod check;
+pub mod demo;
+mod plan;
+mod read;
+mod run;
+mod simulate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::validate::{load_and_validate, Validated};
+use crate::config::ConfigSource;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bessmon",
+    version,
+    about = "Monitor for C&I battery storage: Modbus in, arbitrage savings out"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG also works.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Run(run::Args),
+    /// Validate config, profiles and tariffs; exit 1 listing every error.
+    Check(check::Args),
+    /// Built-in simulator and daemon in one process, nothing else needed.
+    Demo(demo::Args),
+    /// The BESS simulator as a Modbus TCP server.
+    Simulate(simulate::Args),
+    /// One-shot commissioning read: raw registers beside decoded values.
+    Read(read::Args),
+    /// The Modbus requests each device needs per poll.
+    Plan(plan::Args),
+    /// Benchmarks (results go to BENCHMARKS.md).
+    Bench(bench::Args),
+}
+
+/// A command's failure: its exit code and what to tell the operator.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub lines: Vec<String>,
+}
+
+impl Failure {
+    pub fn input(msg: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            lines: vec![msg.into()],
+        }
+    }
+    pub fn runtime(msg: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            lines: vec![msg.into()],
+        }
+    }
+}
+
+pub type Outcome = Result<(), Failure>;
+
+pub fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+pub fn main(cli: Cli) -> i32 {
+    init_logging(cli.log_format, &cli.log_level);
+    let result = match cli.command {
+        Command::Check(a) => check::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Read(a) => runtime().and_then(|rt| rt.block_on(read::run(a))),
+        Command::Simulate(a) => runtime().and_then(|rt| rt.block_on(simulate::run(a))),
+        Command::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),
+        Command::Run(a) => runtime().and_then(|rt| rt.block_on(run::run(a))),
+        Command::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(f) => {
+            for l in &f.lines {
+                eprintln!("error: {l}");
+            }
+            f.code
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// Loads and validates `-c`, printing warnings; errors become exit code 1.
+pub fn load_config(path: Option<&PathBuf>) -> Result<Validated, Failure> {
+    let source = ConfigSource::from_arg(path.map(|p| p.as_path()));
+    let v = load_and_validate(&source).map_err(|lines| Failure { code: 1, lines })?;
+    for w in &v.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(v)
+}

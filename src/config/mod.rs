@@ -1,0 +1,229 @@
+//! Configuration: the raw shape of `bessmon.toml` (this file), how it is read and
+//! layered with `BESSMON__` environment overrides (`load`), and the checks that
+//! turn it into a [`validate::Validated`] model with every error reported at once.
+//!
+//! Durations and sizes stay strings here: serde would stop at the first bad one,
+//! while validation names every bad key.
+pub mod duration;
+pub mod load;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub use load::{load, ConfigSource};
+pub use validate::{Validated, ValidationError};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub daemon: Daemon,
+    pub mqtt: Option<Mqtt>,
+    pub influxdb: Option<Influx>,
+    #[serde(default)]
+    pub spool: Spool,
+    #[serde(default)]
+    pub sites: Vec<Site>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Daemon {
+    pub instance: String,
+    pub state_dir: PathBuf,
+    pub http_listen: String,
+    pub http_token_file: Option<PathBuf>,
+    pub profile_dirs: Vec<PathBuf>,
+    pub tariff_dirs: Vec<PathBuf>,
+    /// Capacity of the channel from pollers to accounting, in samples.
+    pub sample_queue: usize,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Self {
+            instance: "bessmon-01".into(),
+            state_dir: "/var/lib/bessmon".into(),
+            http_listen: "127.0.0.1:9810".into(),
+            http_token_file: None,
+            profile_dirs: vec!["/etc/bessmon/profiles".into()],
+            tariff_dirs: vec!["/etc/bessmon/tariffs".into()],
+            sample_queue: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mqtt {
+    #[serde(default = "default_mqtt_url")]
+    pub url: String,
+    #[serde(default = "default_prefix")]
+    pub topic_prefix: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    #[serde(default = "default_qos")]
+    pub qos: u8,
+}
+
+fn default_mqtt_url() -> String {
+    "mqtt://127.0.0.1:1883".into()
+}
+fn default_prefix() -> String {
+    "bessmon".into()
+}
+fn default_qos() -> u8 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Influx {
+    #[serde(default = "default_influx_url")]
+    pub url: String,
+    #[serde(default = "default_influx_api")]
+    pub api: String,
+    pub org: Option<String>,
+    pub bucket: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub database: Option<String>,
+    pub retention_policy: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_influx_url() -> String {
+    "http://127.0.0.1:8086".into()
+}
+fn default_influx_api() -> String {
+    "v2".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spool {
+    pub max_bytes: String,
+    pub max_age: String,
+}
+
+impl Default for Spool {
+    fn default() -> Self {
+        Self {
+            max_bytes: "1GiB".into(),
+            max_age: "30d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub tariff: String,
+    pub capacity_kwh: f64,
+    pub rated_power_kw: f64,
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: String,
+    /// Slow points are read on every `slow_every`-th poll.
+    #[serde(default = "default_slow_every")]
+    pub slow_every: u32,
+    #[serde(default)]
+    pub devices: Vec<Device>,
+}
+
+fn default_poll_interval() -> String {
+    "1s".into()
+}
+fn default_slow_every() -> u32 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    pub id: String,
+    pub profile: String,
+    pub unit: u8,
+    pub transport: Transport,
+    /// Per-request reply timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+}
+
+fn default_timeout() -> String {
+    "1s".into()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Transport {
+    Tcp {
+        host: String,
+        #[serde(default = "default_port")]
+        port: u16,
+        #[serde(default)]
+        close_after_poll: bool,
+        /// Extra gap between requests on this connection (gateways that need pacing).
+        #[serde(default)]
+        pause: Option<String>,
+    },
+    RtuOverTcp {
+        host: String,
+        #[serde(default = "default_port")]
+        port: u16,
+        #[serde(default)]
+        close_after_poll: bool,
+        #[serde(default)]
+        pause: Option<String>,
+    },
+    Rtu {
+        path: String,
+        #[serde(default = "default_baud")]
+        baud: u32,
+        #[serde(default = "default_parity")]
+        parity: String,
+        #[serde(default = "default_stop_bits")]
+        stop_bits: u8,
+        #[serde(default = "default_data_bits")]
+        data_bits: u8,
+        #[serde(default)]
+        pause: Option<String>,
+    },
+}
+
+fn default_port() -> u16 {
+    502
+}
+fn default_baud() -> u32 {
+    9600
+}
+fn default_parity() -> String {
+    "none".into()
+}
+fn default_stop_bits() -> u8 {
+    1
+}
+fn default_data_bits() -> u8 {
+    8
+}
+
+impl Transport {
+    /// Devices whose transports have the same key share one connection.
+    pub fn key(&self) -> String {
+        match self {
+            Transport::Tcp { host, port, .. } => format!("tcp://{host}:{port}"),
+            Transport::RtuOverTcp { host, port, .. } => format!("rtu-over-tcp://{host}:{port}"),
+            Transport::Rtu { path, .. } => format!("rtu://{path}"),
+        }
+    }
+}

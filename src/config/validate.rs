@@ -1,0 +1,477 @@
+//! Checks a parsed [`Config`] and resolves it into the model the daemon runs on.
+//! Every problem is collected, each naming the file and the key, so one
+//! `bessmon check` shows them all.
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::duration::{parse_bytes, parse_duration};
+use super::{Config, Transport};
+use crate::acquire::profile::{Profile, ProfileCatalog};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationError {
+    pub file: PathBuf,
+    pub key: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(file: &Path, key: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DeviceSpec {
+    pub site: Arc<str>,
+    pub id: Arc<str>,
+    pub unit: u8,
+    pub profile: Arc<Profile>,
+    pub transport: Transport,
+    pub timeout: Duration,
+    pub poll_interval: Duration,
+    pub slow_every: u32,
+}
+
+#[derive(Debug)]
+pub struct SiteSpec {
+    pub id: Arc<str>,
+    pub name: String,
+    pub tariff: String,
+    pub capacity_kwh: f64,
+    pub rated_power_kw: f64,
+    pub poll_interval: Duration,
+    pub devices: Vec<Arc<DeviceSpec>>,
+}
+
+/// A config that passed every check.
+#[derive(Debug)]
+pub struct Validated {
+    pub source: String,
+    pub config: Config,
+    pub sites: Vec<SiteSpec>,
+    pub spool_max_bytes: u64,
+    pub spool_max_age: Duration,
+    /// Things that will work but probably are not what the operator meant.
+    pub warnings: Vec<String>,
+}
+
+impl Validated {
+    pub fn devices(&self) -> impl Iterator<Item = &Arc<DeviceSpec>> {
+        self.sites.iter().flat_map(|s| s.devices.iter())
+    }
+
+    pub fn requests_per_poll(&self) -> usize {
+        self.devices().map(|d| d.profile.plan.fast.len()).sum()
+    }
+}
+
+/// Ids that are safe as MQTT topic levels and InfluxDB tag values.
+fn id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if id.len() > 64 {
+        return Some("is longer than 64 characters".into());
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Some(format!("`{id}` may hold only letters, digits, '-', '_' and '.' (it becomes an MQTT topic level)"));
+    }
+    None
+}
+
+pub fn tariff_exists(id: &str, dirs: &[PathBuf]) -> bool {
+    crate::bundled::tariff(id).is_some()
+        || dirs.iter().any(|d| d.join(format!("{id}.toml")).is_file())
+}
+
+pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<ValidationError>> {
+    let file = PathBuf::from(source);
+    let mut errs = Vec::new();
+    let mut warnings = Vec::new();
+    let mut e = |key: String, msg: String| errs.push(ValidationError::new(&file, &key, msg));
+
+    if let Some(p) = id_problem(&config.daemon.instance) {
+        e("daemon.instance".into(), p);
+    }
+    match config.daemon.http_listen.parse::<SocketAddr>() {
+        Ok(a) if !a.ip().is_loopback() && config.daemon.http_token_file.is_none() => warnings.push(format!(
+            "{source}: daemon.http_listen {a} is not loopback and no daemon.http_token_file is set: the API is open to the network"
+        )),
+        Ok(_) => {}
+        Err(_) => e("daemon.http_listen".into(), format!("`{}` is not an address:port", config.daemon.http_listen)),
+    }
+    if config.daemon.sample_queue == 0 {
+        e("daemon.sample_queue".into(), "must be at least 1".into());
+    }
+    let spool_max_bytes = parse_bytes(&config.spool.max_bytes).unwrap_or_else(|m| {
+        e("spool.max_bytes".into(), m);
+        0
+    });
+    let spool_max_age = parse_duration(&config.spool.max_age).unwrap_or_else(|m| {
+        e("spool.max_age".into(), m);
+        Duration::ZERO
+    });
+    if let Some(m) = &config.mqtt {
+        if !(m.url.starts_with("mqtt://") || m.url.starts_with("mqtts://")) {
+            e(
+                "mqtt.url".into(),
+                format!("`{}` must start with mqtt:// or mqtts://", m.url),
+            );
+        }
+        if m.qos > 2 {
+            e("mqtt.qos".into(), format!("{} is not 0, 1 or 2", m.qos));
+        }
+        if m.password.is_some() && m.password_file.is_some() {
+            e(
+                "mqtt.password_file".into(),
+                "give either password (environment) or password_file, not both".into(),
+            );
+        }
+        if let Some(p) = id_problem(&m.topic_prefix) {
+            e("mqtt.topic_prefix".into(), p);
+        }
+    }
+    if let Some(i) = &config.influxdb {
+        if !(i.url.starts_with("http://") || i.url.starts_with("https://")) {
+            e(
+                "influxdb.url".into(),
+                format!("`{}` must start with http:// or https://", i.url),
+            );
+        }
+        match i.api.as_str() {
+            "v2" => {
+                if i.bucket.is_none() {
+                    e(
+                        "influxdb.bucket".into(),
+                        "api = \"v2\" needs a bucket".into(),
+                    );
+                }
+            }
+            "v1" => {
+                if i.database.is_none() {
+                    e(
+                        "influxdb.database".into(),
+                        "api = \"v1\" needs a database".into(),
+                    );
+                }
+            }
+            other => e(
+                "influxdb.api".into(),
+                format!("`{other}` is not \"v2\" or \"v1\""),
+            ),
+        }
+    }
+
+    if config.sites.is_empty() {
+        e(
+            "sites".into(),
+            "no sites configured: add at least one [[sites]] table".into(),
+        );
+    }
+    let catalog = ProfileCatalog::new(&config.daemon.profile_dirs);
+    for p in catalog.shadowed() {
+        warnings.push(format!(
+            "{}: ignored, a bundled profile of the same id is searched first; give yours another id",
+            p.display()
+        ));
+    }
+    let mut profiles: HashMap<String, Option<Arc<Profile>>> = HashMap::new();
+    let mut profile_errs = Vec::new();
+    let mut site_ids: HashMap<&str, usize> = HashMap::new();
+    // transport key -> (unit -> device path); and serial settings per path
+    let mut units: HashMap<String, HashMap<u8, String>> = HashMap::new();
+    let mut serial: HashMap<String, (String, Transport)> = HashMap::new();
+    let mut sites = Vec::new();
+
+    for (si, s) in config.sites.iter().enumerate() {
+        let sk = format!("sites[{si}] ({})", s.id);
+        if let Some(p) = id_problem(&s.id) {
+            e(format!("{sk}.id"), p);
+        }
+        if let Some(first) = site_ids.insert(&s.id, si) {
+            e(
+                format!("{sk}.id"),
+                format!("duplicate site id (also sites[{first}])"),
+            );
+        }
+        if !tariff_exists(&s.tariff, &config.daemon.tariff_dirs) {
+            e(
+                format!("{sk}.tariff"),
+                format!(
+                    "no tariff `{}` among the bundled tariffs or in daemon.tariff_dirs {:?}",
+                    s.tariff, config.daemon.tariff_dirs
+                ),
+            );
+        }
+        if !(s.capacity_kwh.is_finite() && s.capacity_kwh > 0.0) {
+            e(
+                format!("{sk}.capacity_kwh"),
+                format!("{} must be a positive number", s.capacity_kwh),
+            );
+        }
+        if !(s.rated_power_kw.is_finite() && s.rated_power_kw > 0.0) {
+            e(
+                format!("{sk}.rated_power_kw"),
+                format!("{} must be a positive number", s.rated_power_kw),
+            );
+        }
+        let poll_interval = match parse_duration(&s.poll_interval) {
+            Ok(d) if d >= Duration::from_millis(50) => d,
+            Ok(_) => {
+                e(
+                    format!("{sk}.poll_interval"),
+                    "must be at least 50ms".into(),
+                );
+                Duration::from_secs(1)
+            }
+            Err(m) => {
+                e(format!("{sk}.poll_interval"), m);
+                Duration::from_secs(1)
+            }
+        };
+        if s.slow_every == 0 {
+            e(format!("{sk}.slow_every"), "must be at least 1".into());
+        }
+        if s.devices.is_empty() {
+            e(
+                format!("{sk}.devices"),
+                "a site needs at least one device".into(),
+            );
+        }
+        let mut dev_ids: HashMap<&str, usize> = HashMap::new();
+        let mut devices = Vec::new();
+        for (di, d) in s.devices.iter().enumerate() {
+            let dk = format!("{sk}.devices[{di}] ({})", d.id);
+            if let Some(p) = id_problem(&d.id) {
+                e(format!("{dk}.id"), p);
+            }
+            if let Some(first) = dev_ids.insert(&d.id, di) {
+                e(
+                    format!("{dk}.id"),
+                    format!("duplicate device id in this site (also devices[{first}])"),
+                );
+            }
+            let timeout = match parse_duration(&d.timeout) {
+                Ok(t) if t.is_zero() => {
+                    e(format!("{dk}.timeout"), "must be more than 0".into());
+                    t
+                }
+                Ok(t) => {
+                    if t >= poll_interval {
+                        warnings.push(format!(
+                            "{source}: {dk}.timeout {} is not shorter than the poll interval {}: one silent device will cost polls",
+                            d.timeout, s.poll_interval
+                        ));
+                    }
+                    t
+                }
+                Err(m) => {
+                    e(format!("{dk}.timeout"), m);
+                    Duration::from_secs(1)
+                }
+            };
+            check_transport(&d.transport, d.unit, &dk, &mut e);
+            let tkey = d.transport.key();
+            let path = format!("{}/{}", s.id, d.id);
+            if let Some(other) = units
+                .entry(tkey.clone())
+                .or_default()
+                .insert(d.unit, path.clone())
+            {
+                e(
+                    format!("{dk}.unit"),
+                    format!("unit {} on {tkey} is already claimed by {other}", d.unit),
+                );
+            }
+            if let Transport::Rtu { path: p, .. } = &d.transport {
+                match serial.get(p) {
+                    Some((other, t)) if !same_serial(t, &d.transport) => e(
+                        format!("{dk}.transport"),
+                        format!("serial settings for {p} differ from those of {other}; devices on one bus share them"),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        serial.insert(p.clone(), (path.clone(), d.transport.clone()));
+                    }
+                }
+            }
+            let profile = profiles
+                .entry(d.profile.clone())
+                .or_insert_with(|| match catalog.load(&d.profile) {
+                    None => None,
+                    Some(Ok(p)) => Some(p),
+                    Some(Err(pe)) => {
+                        profile_errs.extend(pe);
+                        None
+                    }
+                })
+                .clone();
+            if !crate::bundled::PROFILES
+                .iter()
+                .any(|(id, _)| *id == d.profile)
+                && catalog.find(&d.profile).is_none()
+            {
+                e(
+                    format!("{dk}.profile"),
+                    format!(
+                        "no profile `{}` among the bundled profiles or in daemon.profile_dirs {:?}",
+                        d.profile, config.daemon.profile_dirs
+                    ),
+                );
+            }
+            if let Some(profile) = profile {
+                devices.push(Arc::new(DeviceSpec {
+                    site: s.id.as_str().into(),
+                    id: d.id.as_str().into(),
+                    unit: d.unit,
+                    profile,
+                    transport: d.transport.clone(),
+                    timeout,
+                    poll_interval,
+                    slow_every: s.slow_every.max(1),
+                }));
+            }
+        }
+        sites.push(SiteSpec {
+            id: s.id.as_str().into(),
+            name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+            tariff: s.tariff.clone(),
+            capacity_kwh: s.capacity_kwh,
+            rated_power_kw: s.rated_power_kw,
+            poll_interval,
+            devices,
+        });
+    }
+    errs.extend(profile_errs);
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    Ok(Validated {
+        source: source.to_string(),
+        config,
+        sites,
+        spool_max_bytes,
+        spool_max_age,
+        warnings,
+    })
+}
+
+fn same_serial(a: &Transport, b: &Transport) -> bool {
+    match (a, b) {
+        (
+            Transport::Rtu {
+                baud,
+                parity,
+                stop_bits,
+                data_bits,
+                ..
+            },
+            Transport::Rtu {
+                baud: b2,
+                parity: p2,
+                stop_bits: s2,
+                data_bits: d2,
+                ..
+            },
+        ) => baud == b2 && parity == p2 && stop_bits == s2 && data_bits == d2,
+        _ => false,
+    }
+}
+
+fn check_transport(t: &Transport, unit: u8, dk: &str, e: &mut impl FnMut(String, String)) {
+    let pause = match t {
+        Transport::Tcp {
+            host, port, pause, ..
+        }
+        | Transport::RtuOverTcp {
+            host, port, pause, ..
+        } => {
+            if host.trim().is_empty() {
+                e(format!("{dk}.transport.host"), "must not be empty".into());
+            }
+            if *port == 0 {
+                e(format!("{dk}.transport.port"), "must not be 0".into());
+            }
+            if matches!(t, Transport::RtuOverTcp { .. }) && !(1..=247).contains(&unit) {
+                e(
+                    format!("{dk}.unit"),
+                    format!("{unit} is not a serial slave address (1..=247)"),
+                );
+            }
+            pause
+        }
+        Transport::Rtu {
+            path,
+            baud,
+            parity,
+            stop_bits,
+            data_bits,
+            pause,
+        } => {
+            if path.trim().is_empty() {
+                e(format!("{dk}.transport.path"), "must not be empty".into());
+            }
+            if *baud == 0 {
+                e(format!("{dk}.transport.baud"), "must be more than 0".into());
+            }
+            if !matches!(parity.as_str(), "none" | "even" | "odd") {
+                e(
+                    format!("{dk}.transport.parity"),
+                    format!("`{parity}` is not none, even or odd"),
+                );
+            }
+            if !matches!(stop_bits, 1 | 2) {
+                e(
+                    format!("{dk}.transport.stop_bits"),
+                    format!("{stop_bits} is not 1 or 2"),
+                );
+            }
+            if !(5..=8).contains(data_bits) {
+                e(
+                    format!("{dk}.transport.data_bits"),
+                    format!("{data_bits} is not 5..=8"),
+                );
+            }
+            if !(1..=247).contains(&unit) {
+                e(
+                    format!("{dk}.unit"),
+                    format!("{unit} is not a serial slave address (1..=247)"),
+                );
+            }
+            pause
+        }
+    };
+    if let Some(p) = pause {
+        if let Err(m) = parse_duration(p) {
+            e(format!("{dk}.transport.pause"), m);
+        }
+    }
+}
+
+/// Loads and validates in one step; the error list covers both.
+pub fn load_and_validate(source: &super::ConfigSource) -> Result<Validated, Vec<String>> {
+    let cfg = super::load(source).map_err(|e| vec![e.to_string()])?;
+    validate(&source.name(), cfg).map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+}

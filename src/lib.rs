@@ -1,0 +1,12 @@
+//! bessmon: monitoring and arbitrage accounting for C&I battery storage.
+//!
+//! Data flows one way: [`acquire`] (Modbus) → account → spool → publish.
+//! [`sim`] and [`cli`] sit beside the flow; [`config`] is the one place that
+//! reads config files and [`clock`] the one place that reads the time.
+pub mod acquire;
+pub mod bundled;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod shutdown;
+pub mod sim;
