@@ -54,6 +54,8 @@ pub struct SimSite {
     pub site: Mutex<Site>,
     pub faults: Faults,
     pub requests: AtomicU64,
+    /// Write requests received (and refused); bessmon itself must never send one.
+    pub writes: AtomicU64,
     clock: SharedClock,
     profiles: Arc<SimProfiles>,
 }
@@ -71,6 +73,7 @@ impl SimSite {
             site: Mutex::new(site),
             faults: Faults::default(),
             requests: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             clock,
             profiles,
         }
@@ -159,7 +162,10 @@ impl SimSite {
             Request::ReadInputRegisters(a, c) => (Table::Input, a, c),
             Request::ReadCoils(a, c) => (Table::Coil, a, c),
             Request::ReadDiscreteInputs(a, c) => (Table::Discrete, a, c),
-            _ => return Err(ExceptionCode::IllegalFunction),
+            _ => {
+                self.writes.fetch_add(1, Relaxed);
+                return Err(ExceptionCode::IllegalFunction);
+            }
         };
         if count == 0 || count > table.protocol_max() {
             return Err(ExceptionCode::IllegalDataValue);

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite. On a fresh Debian machine it first installs the real
+# peers the integration tests start (as root, with apt-get), then checks
+# formatting and lints, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+[ -x /usr/bin/victoria-metrics ] || need+=(victoria-metrics)
+[ -x /usr/bin/influxd ] || need+=(influxdb)
+/usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing test peers: ${need[*]}"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  # Package scripts may try to start services; the tests start their own on ephemeral ports.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked "$@"

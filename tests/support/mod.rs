@@ -1,0 +1,336 @@
+//! Shared helpers for integration tests: real peers started on ephemeral
+//! loopback ports, configs in private temp dirs, and sample collection.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bessmon::acquire::{self, Sample};
+use bessmon::clock::{SharedClock, SystemClock};
+use bessmon::config::validate::{validate, Validated};
+use bessmon::config::{load, ConfigSource};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_bessmon")
+}
+
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// Fails loudly when a peer the suite needs is not installed (scripts/test.sh installs them).
+pub fn require(program: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join(program))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!("{program} is not installed; run scripts/test.sh, which installs the test peers")
+    })
+}
+
+/// A child process killed when the test ends, however it ends.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Debian's pymodbus serving a register map written by the test.
+pub struct PyModbus {
+    pub proc: Proc,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PyModbus {
+    /// Starts the server and waits until it reports that it serves ("port N" or "ready").
+    pub fn start(map: serde_json::Value) -> PyModbus {
+        let python = require("python3");
+        let python = if Path::new("/usr/bin/python3").exists() {
+            PathBuf::from("/usr/bin/python3")
+        } else {
+            python
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let map_path = dir.path().join("map.json");
+        std::fs::write(&map_path, map.to_string()).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pymodbus_server.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg(&map_path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pymodbus server");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let port = match line.split_whitespace().collect::<Vec<_>>()[..] {
+            ["port", p] => p.parse().unwrap(),
+            ["ready"] => 0,
+            _ => panic!(
+                "pymodbus server did not start (said {line:?}); is python3-pymodbus installed?"
+            ),
+        };
+        PyModbus {
+            proc: Proc(child),
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+/// A socat pty pair: two linked serial devices in a private directory.
+pub struct PtyPair {
+    pub proc: Proc,
+    pub a: PathBuf,
+    pub b: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PtyPair {
+    pub fn start() -> PtyPair {
+        let socat = require("socat");
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut child = Command::new(socat)
+            .arg("-d")
+            .arg("-d")
+            .arg(format!("pty,raw,echo=0,link={}", a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", b.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start socat");
+        // socat logs "starting data transfer loop" once both ptys exist.
+        let stderr = child.stderr.take().unwrap();
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                panic!("socat exited before creating the pty pair");
+            }
+            if line.contains("starting data transfer loop") {
+                break;
+            }
+        }
+        // Keep draining socat's stderr so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in reader.lines() {});
+        PtyPair {
+            proc: Proc(child),
+            a,
+            b,
+            _dir: dir,
+        }
+    }
+}
+
+/// A config in its own temp dir; profile_dirs point at tests/data/profiles.
+pub struct TestConfig {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TestConfig {
+    /// `body` is the TOML after the [daemon] table (sites, devices...).
+    pub fn new(body: &str) -> TestConfig {
+        Self::with_profile_dir(body, &data_dir().join("profiles"))
+    }
+
+    pub fn with_profile_dir(body: &str, extra: &Path) -> TestConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[daemon]\ninstance = \"test\"\nstate_dir = {:?}\nprofile_dirs = [{:?}, {:?}]\ntariff_dirs = []\n\n{body}",
+            dir.path().join("state").display().to_string(),
+            extra.display().to_string(),
+            data_dir().join("profiles").display().to_string(),
+        );
+        let path = dir.path().join("bessmon.toml");
+        std::fs::write(&path, text).unwrap();
+        TestConfig { dir, path }
+    }
+
+    pub fn validated(&self) -> Validated {
+        let source = ConfigSource::File(self.path.clone());
+        let cfg = load(&source).unwrap_or_else(|e| panic!("{e}"));
+        validate(&source.name(), cfg).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+}
+
+/// Acquisition running in the test's runtime, its samples on `rx`.
+pub struct Polling {
+    pub rx: mpsc::Receiver<Sample>,
+    pub cancel: CancellationToken,
+    pub tasks: JoinSet<()>,
+    pub validated: Validated,
+}
+
+impl Polling {
+    pub fn start(cfg: &TestConfig) -> Polling {
+        Self::start_with_clock(cfg, Arc::new(SystemClock))
+    }
+
+    pub fn start_with_clock(cfg: &TestConfig, clock: SharedClock) -> Polling {
+        let validated = cfg.validated();
+        let (tx, rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let tasks = acquire::spawn(validated.devices(), clock, tx, cancel.clone());
+        Polling {
+            rx,
+            cancel,
+            tasks,
+            validated,
+        }
+    }
+
+    pub async fn next(&mut self) -> Sample {
+        tokio::time::timeout(Duration::from_secs(30), self.rx.recv())
+            .await
+            .expect("a sample within 30 s")
+            .expect("pollers running")
+    }
+
+    /// The next sample of `device`.
+    pub async fn next_of(&mut self, device: &str) -> Sample {
+        loop {
+            let s = self.next().await;
+            if &*s.device.device == device {
+                return s;
+            }
+        }
+    }
+
+    /// Collects samples until `device` has produced `n`; returns all, by device.
+    pub async fn collect_until(&mut self, device: &str, n: usize) -> HashMap<String, Vec<Sample>> {
+        let mut by: HashMap<String, Vec<Sample>> = HashMap::new();
+        while by.get(device).map_or(0, Vec::len) < n {
+            let s = self.next().await;
+            by.entry(s.device.device.to_string()).or_default().push(s);
+        }
+        by
+    }
+
+    /// Collects samples until every one of `devices` has produced at least `n`.
+    pub async fn collect_each(
+        &mut self,
+        devices: &[&str],
+        n: usize,
+    ) -> HashMap<String, Vec<Sample>> {
+        let mut by: HashMap<String, Vec<Sample>> = HashMap::new();
+        while devices.iter().any(|d| by.get(*d).map_or(0, Vec::len) < n) {
+            let s = self.next().await;
+            by.entry(s.device.device.to_string()).or_default().push(s);
+        }
+        by
+    }
+
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        // Drain so pollers blocked on a full channel see the cancellation.
+        while self.rx.try_recv().is_ok() {}
+        drop(self.rx);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+pub fn num(s: &Sample, name: &str) -> f64 {
+    match s.value(name) {
+        Some(bessmon::acquire::decode::Value::Num(v)) => *v,
+        other => panic!(
+            "{name}: expected a number, got {other:?} in {:?}",
+            s.readings
+        ),
+    }
+}
+
+pub fn boolean(s: &Sample, name: &str) -> bool {
+    match s.value(name) {
+        Some(bessmon::acquire::decode::Value::Bool(v)) => *v,
+        other => panic!("{name}: expected a bool, got {other:?}"),
+    }
+}
+
+/// Registers for `test-all-types`, computed by hand (see each comment).
+pub fn all_types_map() -> serde_json::Value {
+    serde_json::json!({
+        "holding": {
+            "0x00": [0xFFD5],                       // u16 65493
+            "0x01": [0xFFD5],                       // i16 -43 (SunGather #17)
+            "0x02": [0xD5FF],                       // i16 BADC -43
+            "0x03": [0x1234, 0x5678],               // u32 0x12345678
+            "0x05": [0x5678, 0x1234],               // u32 CDAB
+            "0x07": [0x3412, 0x7856],               // i32 BADC
+            "0x09": [0xFEFF, 0xFFFF],               // i32 DCBA -2
+            "0x0B": [0x42F6, 0xE979],               // f32 123.456
+            "0x0D": [0xE979, 0x42F6],               // f32 CDAB
+            "0x0F": [0xBFF8, 0, 0, 0],              // f64 -1.5
+            "0x13": [0x0400, 0x0300, 0x0200, 0x0100], // u64 DCBA 0x0001000200030004
+            "0x17": [0xFFFD, 0xFFFF, 0xFFFF, 0xFFFF], // i64 CDAB -3
+            "0x1B": [0, 500],                       // 500 x 0.1 - 1 = 49
+            "0x1D": [0x8000, 0],                    // missing sentinel
+            "0x1F": [12345, 0xFFFE],                // 12345 x 10^-2
+            "0x21": [0b1000],                       // bit 3 set, bit 0 clear
+            "0x22": [0x4245, 0x5353, 0x2D30, 0x3100], // "BESS-01"
+            "0x30": [500]                           // outside valid [0, 100]
+        },
+        "input": { "0x00": [7] },
+        "coils": { "0x00": [0, 0, 0, 0, 0, 1] },
+        "discrete": { "0x00": [0, 0, 1] }
+    })
+}
+
+pub fn assert_all_types(s: &Sample) {
+    assert!(s.online && s.errors.is_empty(), "errors: {:?}", s.errors);
+    assert_eq!(num(s, "u16_abcd"), 65493.0);
+    assert_eq!(num(s, "i16_abcd"), -43.0);
+    assert_eq!(num(s, "i16_badc"), -43.0);
+    assert_eq!(num(s, "u32_abcd"), 305_419_896.0);
+    assert_eq!(num(s, "u32_cdab"), 305_419_896.0);
+    assert_eq!(num(s, "i32_badc"), 305_419_896.0);
+    assert_eq!(num(s, "i32_dcba"), -2.0);
+    assert_eq!(num(s, "f32_abcd"), 123.456f32 as f64);
+    assert_eq!(num(s, "f32_cdab"), 123.456f32 as f64);
+    assert_eq!(num(s, "f64_abcd"), -1.5);
+    assert_eq!(num(s, "u64_dcba"), 0x0001_0002_0003_0004u64 as f64);
+    assert_eq!(num(s, "i64_cdab"), -3.0);
+    assert!((num(s, "scaled") - 49.0).abs() < 1e-9);
+    assert!(s.value("not_available").is_none());
+    let (na, _) = s.device.profile.point("not_available").unwrap();
+    assert!(s.missing.contains(&na), "a sentinel is reported missing");
+    assert!((num(s, "w") - 123.45).abs() < 1e-9);
+    assert!(boolean(s, "flag_bit3"));
+    assert!(!boolean(s, "flag_bit0"));
+    match s.value("model") {
+        Some(bessmon::acquire::decode::Value::Text(t)) => assert_eq!(&**t, "BESS-01"),
+        other => panic!("model: {other:?}"),
+    }
+    assert_eq!(num(s, "input_u16"), 7.0);
+    assert!(boolean(s, "coil_5"));
+    assert!(boolean(s, "discrete_2"));
+}
+
+pub fn site_toml(poll: &str, devices: &str) -> String {
+    format!(
+        "[[sites]]\nid = \"lab\"\ntariff = \"cn-chongqing-ci-2025-02\"\ncapacity_kwh = 100\nrated_power_kw = 50\npoll_interval = \"{poll}\"\nslow_every = 1\n{devices}"
+    )
+}
+
+pub fn device_toml(id: &str, profile: &str, unit: u8, timeout: &str, transport: &str) -> String {
+    format!(
+        "\n[[sites.devices]]\nid = \"{id}\"\nprofile = \"{profile}\"\nunit = {unit}\ntimeout = \"{timeout}\"\ntransport = {transport}\n"
+    )
+}
