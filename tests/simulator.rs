@@ -285,3 +285,45 @@ fn simulate_command_serves_sites_on_consecutive_ports() {
     );
     drop(guard);
 }
+
+/// Telegraf #8225, SunGather #40: single-session devices lock out other masters
+/// while a connection stays open; `close_after_poll` releases it after each poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_after_poll_opens_one_connection_per_poll() {
+    let clock = Arc::new(ManualClock::new(noon()));
+    let (simulator, cancel) = simulator(clock.clone()).await;
+    let site = simulator.sites[0].clone();
+    let port = simulator.addrs[0].port();
+    let keep = format!("{{ type = \"tcp\", host = \"127.0.0.1\", port = {port} }}");
+    let close = format!(
+        "{{ type = \"tcp\", host = \"127.0.0.1\", port = {port}, close_after_poll = true }}"
+    );
+
+    let cfg = TestConfig::new(&site_toml(
+        "100ms",
+        &device_toml("pcs", "bessmon-sim-pcs", 1, "1s", &keep),
+    ));
+    let mut polling = Polling::start_with_clock(&cfg, clock.clone());
+    polling.collect_until("pcs", 5).await;
+    polling.stop().await;
+    assert_eq!(
+        site.connections.load(Relaxed),
+        1,
+        "by default one connection serves every poll"
+    );
+
+    let cfg = TestConfig::new(&site_toml(
+        "100ms",
+        &device_toml("pcs", "bessmon-sim-pcs", 1, "1s", &close),
+    ));
+    let mut polling = Polling::start_with_clock(&cfg, clock.clone());
+    let by = polling.collect_until("pcs", 5).await;
+    polling.stop().await;
+    assert!(by["pcs"].iter().all(|s| s.online && s.errors.is_empty()));
+    assert!(
+        site.connections.load(Relaxed) >= 1 + 5,
+        "a new connection per poll: {}",
+        site.connections.load(Relaxed)
+    );
+    cancel.cancel();
+}

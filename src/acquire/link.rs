@@ -265,26 +265,78 @@ impl Link {
 }
 
 fn reschedule(slot: &mut Slot, failed: bool) {
-    let interval = slot.spec.poll_interval;
-    let now = Instant::now();
-    let mut next = slot.next_due + interval;
     if failed {
         slot.failures = slot.failures.saturating_add(1);
-        let ticks = (1u64 << (slot.failures - 1).min(16))
-            .min((MAX_DEVICE_BACKOFF.as_nanos() / interval.as_nanos().max(1)).max(1) as u64);
-        next += interval * (ticks.saturating_sub(1) as u32);
     } else {
         slot.failures = 0;
     }
+    let (next, missed) = next_due(
+        slot.next_due,
+        Instant::now(),
+        slot.spec.poll_interval,
+        slot.failures,
+    );
+    slot.missed = slot.missed.saturating_add(missed);
+    slot.next_due = next;
+}
+
+/// The next tick after a poll that was due at `due`, and the ticks it overran.
+///
+/// With `failures` consecutive failed polls the device waits 2^(failures-1)
+/// intervals (at most [`MAX_DEVICE_BACKOFF`]); skipped backoff ticks are not
+/// "missed". Ticks stay on the original grid, so the schedule never drifts.
+pub fn next_due(due: Instant, now: Instant, interval: Duration, failures: u32) -> (Instant, u32) {
+    let iv = interval.as_nanos().max(1);
+    let mut next = due + interval;
+    if failures > 0 {
+        let cap = (MAX_DEVICE_BACKOFF.as_nanos() / iv).max(1) as u64;
+        let ticks = (1u64 << (failures - 1).min(16)).min(cap);
+        next += interval * (ticks - 1) as u32;
+    }
+    let mut missed = 0;
     if next <= now {
         // The poll overran: skip the ticks already past instead of queueing them up.
-        let behind = (now - next).as_nanos() / interval.as_nanos().max(1) + 1;
-        if !failed {
-            slot.missed = slot.missed.saturating_add(behind as u32);
+        let behind = ((now - next).as_nanos() / iv + 1) as u32;
+        if failures == 0 {
+            missed = behind;
         }
-        next += interval * behind as u32;
+        next += interval * behind;
     }
-    slot.next_due = next;
+    (next, missed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn on_time_polls_keep_the_grid() {
+        let t0 = Instant::now();
+        let (n, m) = next_due(t0, t0 + Duration::from_millis(30), S, 0);
+        assert_eq!((n, m), (t0 + S, 0));
+    }
+
+    #[test]
+    fn an_overrun_counts_skipped_ticks_and_stays_on_the_grid() {
+        let t0 = Instant::now();
+        // Due at t0, finished 2.5 s later: ticks t0+1 and t0+2 were missed.
+        let (n, m) = next_due(t0, t0 + Duration::from_millis(2500), S, 0);
+        assert_eq!((n, m), (t0 + 3 * S, 2));
+    }
+
+    #[test]
+    fn failing_devices_back_off_exponentially_up_to_a_minute() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_millis(10);
+        assert_eq!(next_due(t0, now, S, 1).0, t0 + S);
+        assert_eq!(next_due(t0, now, S, 2).0, t0 + 2 * S);
+        assert_eq!(next_due(t0, now, S, 4).0, t0 + 8 * S);
+        assert_eq!(next_due(t0, now, S, 30).0, t0 + 60 * S);
+        // Backoff is not a missed poll.
+        assert_eq!(next_due(t0, t0 + 5 * S, S, 3).1, 0);
+    }
 }
 
 struct Conn {

@@ -56,6 +56,8 @@ pub struct SimSite {
     pub requests: AtomicU64,
     /// Write requests received (and refused); bessmon itself must never send one.
     pub writes: AtomicU64,
+    /// TCP connections accepted so far.
+    pub connections: AtomicU64,
     clock: SharedClock,
     profiles: Arc<SimProfiles>,
 }
@@ -74,6 +76,7 @@ impl SimSite {
             faults: Faults::default(),
             requests: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             clock,
             profiles,
         }
@@ -287,6 +290,7 @@ pub async fn serve(listener: TcpListener, site: Arc<SimSite>, cancel: Cancellati
         let site = site.clone();
         async move {
             let _ = stream.set_nodelay(true);
+            site.connections.fetch_add(1, Relaxed);
             let kill = Arc::new(AtomicBool::new(false));
             let svc = Service {
                 site,
