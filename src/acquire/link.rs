@@ -305,40 +305,6 @@ pub fn next_due(due: Instant, now: Instant, interval: Duration, failures: u32) -
     (next, missed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const S: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn on_time_polls_keep_the_grid() {
-        let t0 = Instant::now();
-        let (n, m) = next_due(t0, t0 + Duration::from_millis(30), S, 0);
-        assert_eq!((n, m), (t0 + S, 0));
-    }
-
-    #[test]
-    fn an_overrun_counts_skipped_ticks_and_stays_on_the_grid() {
-        let t0 = Instant::now();
-        // Due at t0, finished 2.5 s later: ticks t0+1 and t0+2 were missed.
-        let (n, m) = next_due(t0, t0 + Duration::from_millis(2500), S, 0);
-        assert_eq!((n, m), (t0 + 3 * S, 2));
-    }
-
-    #[test]
-    fn failing_devices_back_off_exponentially_up_to_a_minute() {
-        let t0 = Instant::now();
-        let now = t0 + Duration::from_millis(10);
-        assert_eq!(next_due(t0, now, S, 1).0, t0 + S);
-        assert_eq!(next_due(t0, now, S, 2).0, t0 + 2 * S);
-        assert_eq!(next_due(t0, now, S, 4).0, t0 + 8 * S);
-        assert_eq!(next_due(t0, now, S, 30).0, t0 + 60 * S);
-        // Backoff is not a missed poll.
-        assert_eq!(next_due(t0, t0 + 5 * S, S, 3).1, 0);
-    }
-}
-
 struct Conn {
     ctx: Option<Context>,
     reconnect_at: Option<Instant>,
@@ -388,5 +354,39 @@ impl Conn {
         if let Some(mut ctx) = self.ctx.take() {
             let _ = tokio::time::timeout(Duration::from_millis(100), ctx.disconnect()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn on_time_polls_keep_the_grid() {
+        let t0 = Instant::now();
+        let (n, m) = next_due(t0, t0 + Duration::from_millis(30), S, 0);
+        assert_eq!((n, m), (t0 + S, 0));
+    }
+
+    #[test]
+    fn an_overrun_counts_skipped_ticks_and_stays_on_the_grid() {
+        let t0 = Instant::now();
+        // Due at t0, finished 2.5 s later: ticks t0+1 and t0+2 were missed.
+        let (n, m) = next_due(t0, t0 + Duration::from_millis(2500), S, 0);
+        assert_eq!((n, m), (t0 + 3 * S, 2));
+    }
+
+    #[test]
+    fn failing_devices_back_off_exponentially_up_to_a_minute() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_millis(10);
+        assert_eq!(next_due(t0, now, S, 1).0, t0 + S);
+        assert_eq!(next_due(t0, now, S, 2).0, t0 + 2 * S);
+        assert_eq!(next_due(t0, now, S, 4).0, t0 + 8 * S);
+        assert_eq!(next_due(t0, now, S, 30).0, t0 + 60 * S);
+        // Backoff is not a missed poll.
+        assert_eq!(next_due(t0, t0 + 5 * S, S, 3).1, 0);
     }
 }

@@ -371,7 +371,7 @@ mod tests {
                 t += &format!("[[points]]\nname = \"p{i}\"\ntable = \"{table}\"\naddress = {}\ntype = \"{ty}\"\npoll = \"{poll}\"\n", at[ti]);
                 at[ti] += w;
                 // A scale factor right after its value must fit in one request with it.
-                if with_sf && ty != "f32" && ty != "f64" && w + 1 <= max as u32 {
+                if with_sf && ty != "f32" && ty != "f64" && w < max as u32 {
                     t += &format!("scale_factor = \"p{i}_sf\"\n[[points]]\nname = \"p{i}_sf\"\ntable = \"{table}\"\naddress = {}\ntype = \"i16\"\npoll = \"slow\"\n", at[ti]);
                     at[ti] += 1;
                 }
