@@ -321,7 +321,7 @@ async fn close_after_poll_opens_one_connection_per_poll() {
     polling.stop().await;
     assert!(by["pcs"].iter().all(|s| s.online && s.errors.is_empty()));
     assert!(
-        site.connections.load(Relaxed) >= 1 + 5,
+        site.connections.load(Relaxed) > 5,
         "a new connection per poll: {}",
         site.connections.load(Relaxed)
     );
