@@ -3,6 +3,7 @@
 //! Data flows one way: [`acquire`] (Modbus) → account → spool → publish.
 //! [`sim`] and [`cli`] sit beside the flow; [`config`] is the one place that
 //! reads config files and [`clock`] the one place that reads the time.
+pub mod account;
 pub mod acquire;
 pub mod bundled;
 pub mod cli;

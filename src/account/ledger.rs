@@ -1,0 +1,237 @@
+//! The savings ledger: per local day and band, the energy charged, discharged
+//! and used by auxiliaries, with the price in force.
+//!
+//! Energy is kept in integer milliwatt-hours, so a year of 1 s samples sums
+//! without drift; money is derived per day and band (one multiplication by a
+//! price constant for that day) and summed with compensation in reports.
+//! Energy crossing a band boundary between two readings is split in proportion
+//! to time, with the rounding remainder kept in the last piece so the pieces
+//! add up exactly.
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use jiff::civil::Date;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::tariff::{Cursor, Tariff};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BandDay {
+    pub charge_mwh: i64,
+    pub discharge_mwh: i64,
+    pub aux_mwh: i64,
+    /// Price per kWh of this band on this day.
+    pub price: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Day {
+    /// By band name, so a ledger stays readable after the tariff file changes.
+    pub bands: BTreeMap<String, BandDay>,
+    /// Counter jumps held back as implausible (reported, never booked).
+    pub quarantined_mwh: i64,
+    /// Gaps in power integration (nothing booked across them).
+    pub gaps: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Charge,
+    Discharge,
+    Aux,
+}
+
+#[derive(Debug)]
+pub struct Ledger {
+    cursor: Cursor,
+    pub days: BTreeMap<Date, Day>,
+    dirty: BTreeSet<Date>,
+    /// The day being booked into, by band index: the hot path touches no map.
+    cur: Option<(Date, Vec<BandDay>)>,
+}
+
+/// Splits `total` over pieces weighted by `weights` so the parts sum to `total` exactly.
+pub fn split(total: i64, weights: &[i64]) -> Vec<i64> {
+    let sum: i128 = weights.iter().map(|&w| w as i128).sum();
+    if sum == 0 {
+        let mut v = vec![0; weights.len()];
+        if let Some(last) = v.last_mut() {
+            *last = total;
+        }
+        return v;
+    }
+    let mut acc = 0i128;
+    let mut given = 0i64;
+    weights
+        .iter()
+        .map(|&w| {
+            acc += w as i128;
+            let upto = (2 * total as i128 * acc + sum).div_euclid(2 * sum) as i64;
+            let part = upto - given;
+            given = upto;
+            part
+        })
+        .collect()
+}
+
+impl Ledger {
+    pub fn new(tariff: Arc<Tariff>, days: BTreeMap<Date, Day>) -> Self {
+        Ledger { cursor: Cursor::new(tariff), days, dirty: BTreeSet::new(), cur: None }
+    }
+
+    pub fn tariff(&self) -> &Arc<Tariff> {
+        &self.cursor.tariff
+    }
+
+    /// Books `mwh` of `kind` that flowed over `[from, to]`.
+    pub fn book(&mut self, from: Timestamp, to: Timestamp, kind: Kind, mwh: i64) {
+        if mwh == 0 {
+            return;
+        }
+        let seg = self.cursor.at(if to <= from { to } else { from });
+        if to <= seg.end {
+            // All in one segment: the common case.
+            self.add(seg.date, seg.band, seg.price, kind, mwh);
+            return;
+        }
+        let mut pieces = Vec::new();
+        let mut t = from;
+        while t < to {
+            let seg = self.cursor.at(t);
+            let end = seg.end.min(to);
+            pieces.push((seg, t.duration_until(end).as_nanos() as i64));
+            t = end;
+        }
+        let weights: Vec<i64> = pieces.iter().map(|p| p.1).collect();
+        for ((seg, _), part) in pieces.iter().zip(split(mwh, &weights)) {
+            self.add(seg.date, seg.band, seg.price, kind, part);
+        }
+    }
+
+    fn add(&mut self, date: Date, band: u8, price: f64, kind: Kind, mwh: i64) {
+        if self.cur.as_ref().is_none_or(|(d, _)| *d != date) {
+            self.flush();
+            let tariff = self.cursor.tariff.clone();
+            let mut row = vec![BandDay::default(); tariff.bands.len()];
+            if let Some(day) = self.days.get(&date) {
+                for (i, name) in tariff.bands.iter().enumerate() {
+                    if let Some(b) = day.bands.get(name) {
+                        row[i] = *b;
+                    }
+                }
+            }
+            self.cur = Some((date, row));
+        }
+        let (_, row) = self.cur.as_mut().expect("set above");
+        let b = &mut row[band as usize];
+        b.price = price;
+        match kind {
+            Kind::Charge => b.charge_mwh += mwh,
+            Kind::Discharge => b.discharge_mwh += mwh,
+            Kind::Aux => b.aux_mwh += mwh,
+        }
+    }
+
+    pub fn note_quarantine(&mut self, at: Timestamp, mwh: i64) {
+        let date = self.cursor.at(at).date;
+        self.flush();
+        self.days.entry(date).or_default().quarantined_mwh += mwh;
+        self.dirty.insert(date);
+    }
+
+    pub fn note_gap(&mut self, at: Timestamp) {
+        let date = self.cursor.at(at).date;
+        self.flush();
+        self.days.entry(date).or_default().gaps += 1;
+        self.dirty.insert(date);
+    }
+
+    /// Moves the hot-path row into `days`.
+    pub fn flush(&mut self) {
+        if let Some((date, row)) = self.cur.take() {
+            let tariff = self.cursor.tariff.clone();
+            let day = self.days.entry(date).or_default();
+            for (i, b) in row.into_iter().enumerate() {
+                if b != BandDay::default() || day.bands.contains_key(&tariff.bands[i]) {
+                    day.bands.insert(tariff.bands[i].clone(), b);
+                }
+            }
+            self.dirty.insert(date);
+        }
+    }
+
+    /// Days changed since the last call, with their contents.
+    pub fn take_dirty(&mut self) -> Vec<(Date, Day)> {
+        self.flush();
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty.into_iter().filter_map(|d| self.days.get(&d).map(|day| (d, day.clone()))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundled(id: &str) -> Arc<Tariff> {
+        crate::account::tariff::TariffCatalog::new(&[]).load(id).unwrap().unwrap()
+    }
+
+    fn chongqing() -> Arc<Tariff> {
+        bundled("cn-chongqing-ci-2025-02")
+    }
+
+    fn local(t: &Tariff, s: &str) -> Timestamp {
+        s.parse::<jiff::civil::DateTime>().unwrap().to_zoned(t.tz.clone()).unwrap().timestamp()
+    }
+
+    #[test]
+    fn split_is_exact() {
+        assert_eq!(split(10, &[1, 1, 1]), vec![3, 4, 3]);
+        assert_eq!(split(10, &[1, 1, 1]).iter().sum::<i64>(), 10);
+        assert_eq!(split(-7, &[2, 5]), vec![-2, -5]);
+        assert_eq!(split(5, &[0, 0]), vec![0, 5]);
+    }
+
+    #[test]
+    fn energy_across_a_band_boundary_is_split_by_time() {
+        let t = chongqing();
+        let mut l = Ledger::new(t.clone(), BTreeMap::new());
+        // 07:45 to 08:15 crosses valley -> flat at 08:00: half each.
+        l.book(local(&t, "2025-03-10T07:45"), local(&t, "2025-03-10T08:15"), Kind::Charge, 1_000_001);
+        l.flush();
+        let day = &l.days[&jiff::civil::date(2025, 3, 10)];
+        assert_eq!(day.bands["valley"].charge_mwh + day.bands["flat"].charge_mwh, 1_000_001);
+        assert!((day.bands["valley"].charge_mwh - 500_000).abs() <= 1);
+        assert_eq!(day.bands["valley"].price, 0.379188);
+        assert_eq!(day.bands["flat"].price, 0.762307);
+    }
+
+    #[test]
+    fn energy_across_midnight_goes_to_both_days() {
+        let t = chongqing();
+        let mut l = Ledger::new(t.clone(), BTreeMap::new());
+        l.book(local(&t, "2025-03-10T23:50"), local(&t, "2025-03-11T00:10"), Kind::Discharge, 2_000);
+        l.flush();
+        assert_eq!(l.days[&jiff::civil::date(2025, 3, 10)].bands["flat"].discharge_mwh, 1_000);
+        assert_eq!(l.days[&jiff::civil::date(2025, 3, 11)].bands["valley"].discharge_mwh, 1_000);
+    }
+
+    #[test]
+    fn splitting_is_by_real_time_on_dst_days() {
+        // Berlin, 2026-03-29 (Sunday, all "low") to Monday 2026-03-30: from 23:00
+        // Saturday to 07:00 Monday... use the weekday change instead: 05:00 to 07:00
+        // on Monday 30 March is two real hours, one low and one high.
+        let t = bundled("eu-berlin-two-rate-example");
+        let mut l = Ledger::new(t.clone(), BTreeMap::new());
+        l.book(local(&t, "2026-03-30T05:00"), local(&t, "2026-03-30T07:00"), Kind::Charge, 2_000);
+        // Over the spring-forward night: Sunday 00:00 to 04:00 wall clock is three real hours.
+        l.book(local(&t, "2026-03-28T23:00"), local(&t, "2026-03-29T04:00"), Kind::Discharge, 4_000);
+        l.flush();
+        let mon = &l.days[&jiff::civil::date(2026, 3, 30)];
+        assert_eq!((mon.bands["low"].charge_mwh, mon.bands["high"].charge_mwh), (1_000, 1_000));
+        // 23:00-24:00 Saturday is 1 of 4 real hours.
+        assert_eq!(l.days[&jiff::civil::date(2026, 3, 28)].bands["low"].discharge_mwh, 1_000);
+        assert_eq!(l.days[&jiff::civil::date(2026, 3, 29)].bands["low"].discharge_mwh, 3_000);
+    }
+}

@@ -1,0 +1,9 @@
+//! Accounting: tariffs, energy from counters or power, the savings ledger and
+//! its store. Pure computation over observations plus a small persistence
+//! layer; the same code serves `run` (live) and `replay` (CSV history).
+//! Knows nothing of Modbus or MQTT.
+pub mod counter;
+pub mod demand;
+pub mod integrate;
+pub mod ledger;
+pub mod tariff;
