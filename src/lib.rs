@@ -9,5 +9,6 @@ pub mod bundled;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod shutdown;
 pub mod sim;

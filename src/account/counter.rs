@@ -26,7 +26,12 @@ pub enum Outcome {
     /// The first reading: nothing to book yet.
     Baseline,
     /// Energy to book over `[from, to]`, in milliwatt-hours.
-    Booked { from: Timestamp, to: Timestamp, mwh: i64, note: Option<Note> },
+    Booked {
+        from: Timestamp,
+        to: Timestamp,
+        mwh: i64,
+        note: Option<Note>,
+    },
     /// Held back until a later reading shows what it was.
     Suspect(Note),
     /// Nothing new (same or earlier timestamp).
@@ -37,12 +42,23 @@ pub enum Outcome {
 pub enum Note {
     Rollover,
     /// Counter went down; energy between the last reading and the reset is unknown.
-    Reset { from_raw: u64, to_raw: u64 },
+    Reset {
+        from_raw: u64,
+        to_raw: u64,
+    },
     /// A jump larger than plausible; `mwh` was not booked.
-    Quarantined { mwh: i64, limit_mwh: i64 },
+    Quarantined {
+        mwh: i64,
+        limit_mwh: i64,
+    },
     /// A suspect reading turned out to be a glitch and was dropped.
-    TransientIgnored { raw: u64 },
-    Decrease { from_raw: u64, to_raw: u64 },
+    TransientIgnored {
+        raw: u64,
+    },
+    Decrease {
+        from_raw: u64,
+        to_raw: u64,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -101,7 +117,12 @@ impl Counter {
             } else {
                 dropped.map(|s| Note::TransientIgnored { raw: s.raw })
             };
-            return Outcome::Booked { from: base.at, to: r.at, mwh: spec.to_mwh(forward), note };
+            return Outcome::Booked {
+                from: base.at,
+                to: r.at,
+                mwh: spec.to_mwh(forward),
+                note,
+            };
         }
         if let Some(s) = self.suspect {
             let sr = s.raw as u128 % m;
@@ -112,19 +133,29 @@ impl Counter {
                 return if sr < b {
                     // A reset: what the counter shows at the suspect reading accrued since
                     // the reset, which happened after the old baseline.
-                    let since_reset = if sr <= spec.limit(base.at, s.at) { sr } else { 0 };
+                    let since_reset = if sr <= spec.limit(base.at, s.at) {
+                        sr
+                    } else {
+                        0
+                    };
                     Outcome::Booked {
                         from: base.at,
                         to: r.at,
                         mwh: spec.to_mwh(since_reset + raw - sr),
-                        note: Some(Note::Reset { from_raw: base.raw, to_raw: s.raw }),
+                        note: Some(Note::Reset {
+                            from_raw: base.raw,
+                            to_raw: s.raw,
+                        }),
                     }
                 } else {
                     Outcome::Booked {
                         from: s.at,
                         to: r.at,
                         mwh: spec.to_mwh(raw - sr),
-                        note: Some(Note::Quarantined { mwh: spec.to_mwh(sr - b), limit_mwh: spec.to_mwh(spec.limit(base.at, s.at)) }),
+                        note: Some(Note::Quarantined {
+                            mwh: spec.to_mwh(sr - b),
+                            limit_mwh: spec.to_mwh(spec.limit(base.at, s.at)),
+                        }),
                     }
                 };
             }
@@ -135,9 +166,15 @@ impl Counter {
             self.suspect = Some(r);
         }
         Outcome::Suspect(if raw < b {
-            Note::Decrease { from_raw: base.raw, to_raw: r.raw }
+            Note::Decrease {
+                from_raw: base.raw,
+                to_raw: r.raw,
+            }
         } else {
-            Note::Quarantined { mwh: spec.to_mwh(raw - b), limit_mwh: spec.to_mwh(limit) }
+            Note::Quarantined {
+                mwh: spec.to_mwh(raw - b),
+                limit_mwh: spec.to_mwh(limit),
+            }
         })
     }
 }
@@ -148,7 +185,11 @@ mod tests {
     use jiff::SignedDuration;
 
     /// 1 Wh counts (1,000 mWh), u32, a 1 MW battery.
-    const SPEC: Spec = Spec { bits: 32, mwh_per_raw: 1000.0, max_kw: 1000.0 };
+    const SPEC: Spec = Spec {
+        bits: 32,
+        mwh_per_raw: 1000.0,
+        max_kw: 1000.0,
+    };
 
     fn at(s: i64) -> Timestamp {
         Timestamp::UNIX_EPOCH + SignedDuration::from_secs(s)
@@ -181,7 +222,13 @@ mod tests {
         let top = u32::MAX as u64;
         let (wh, outs) = run(&[(0, top - 100), (1, 50)]);
         assert_eq!(wh, 151);
-        assert!(matches!(outs[1], Outcome::Booked { note: Some(Note::Rollover), .. }));
+        assert!(matches!(
+            outs[1],
+            Outcome::Booked {
+                note: Some(Note::Rollover),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -189,7 +236,13 @@ mod tests {
         // Another master zeroes the counter; it then counts on from 0.
         let (wh, outs) = run(&[(0, 500_000), (1, 500_200), (2, 30), (3, 250), (4, 480)]);
         assert!(matches!(outs[2], Outcome::Suspect(Note::Decrease { .. })));
-        assert!(matches!(outs[3], Outcome::Booked { note: Some(Note::Reset { .. }), .. }));
+        assert!(matches!(
+            outs[3],
+            Outcome::Booked {
+                note: Some(Note::Reset { .. }),
+                ..
+            }
+        ));
         // 200 before, 30 counted since the reset, then 220 and 230.
         assert_eq!(wh, 200 + 30 + 220 + 230);
     }
@@ -197,9 +250,25 @@ mod tests {
     #[test]
     fn a_transient_zero_never_becomes_the_baseline() {
         // evcc #29286: a meter read 0 once (here three times), then recovered.
-        let (wh, outs) = run(&[(0, 9_000_000), (1, 9_000_100), (2, 0), (3, 0), (4, 0), (5, 9_000_900)]);
-        assert_eq!(wh, 900, "the recovery books only the real 800 Wh since the last good reading");
-        assert!(matches!(outs[5], Outcome::Booked { note: Some(Note::TransientIgnored { raw: 0 }), .. }));
+        let (wh, outs) = run(&[
+            (0, 9_000_000),
+            (1, 9_000_100),
+            (2, 0),
+            (3, 0),
+            (4, 0),
+            (5, 9_000_900),
+        ]);
+        assert_eq!(
+            wh, 900,
+            "the recovery books only the real 800 Wh since the last good reading"
+        );
+        assert!(matches!(
+            outs[5],
+            Outcome::Booked {
+                note: Some(Note::TransientIgnored { raw: 0 }),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -207,22 +276,38 @@ mod tests {
         // A garbage value far above what 1 MW can deliver in a second.
         let (wh, outs) = run(&[(0, 1000), (1, 1200), (2, 80_000_000), (3, 1400)]);
         assert_eq!(wh, 400);
-        assert!(matches!(outs[2], Outcome::Suspect(Note::Quarantined { .. })));
+        assert!(matches!(
+            outs[2],
+            Outcome::Suspect(Note::Quarantined { .. })
+        ));
         // A counter that really jumped (a replaced meter) is followed after confirmation,
         // the jump itself reported and not booked.
         let (wh, outs) = run(&[(0, 1000), (1, 80_000_000), (2, 80_000_200)]);
         assert_eq!(wh, 200);
-        assert!(matches!(outs[2], Outcome::Booked { note: Some(Note::Quarantined { .. }), .. }));
+        assert!(matches!(
+            outs[2],
+            Outcome::Booked {
+                note: Some(Note::Quarantined { .. }),
+                ..
+            }
+        ));
     }
 
     #[test]
     fn coarse_counters_are_not_quarantined_for_ticking() {
         // 0.1 kWh counts on a 10 kW system polled every second: one count is above
         // 10 kW x 1 s x 1.5 but is what such a counter does.
-        let spec = Spec { bits: 32, mwh_per_raw: 100_000.0, max_kw: 10.0 };
+        let spec = Spec {
+            bits: 32,
+            mwh_per_raw: 100_000.0,
+            max_kw: 10.0,
+        };
         let mut c = Counter::default();
         c.observe(Reading { raw: 10, at: at(0) }, &spec);
-        assert!(matches!(c.observe(Reading { raw: 11, at: at(1) }, &spec), Outcome::Booked { mwh: 100_000, .. }));
+        assert!(matches!(
+            c.observe(Reading { raw: 11, at: at(1) }, &spec),
+            Outcome::Booked { mwh: 100_000, .. }
+        ));
     }
 
     #[test]

@@ -52,8 +52,19 @@ pub struct Demand {
 }
 
 impl Demand {
-    pub fn new(tz: TimeZone, window: std::time::Duration, current: Option<Window>, months: BTreeMap<Month, MonthPeak>) -> Self {
-        Demand { tz, window_s: window.as_secs().max(60) as i64, current, months, dirty: BTreeSet::new() }
+    pub fn new(
+        tz: TimeZone,
+        window: std::time::Duration,
+        current: Option<Window>,
+        months: BTreeMap<Month, MonthPeak>,
+    ) -> Self {
+        Demand {
+            tz,
+            window_s: window.as_secs().max(60) as i64,
+            current,
+            months,
+            dirty: BTreeSet::new(),
+        }
     }
 
     fn index(&self, t: Timestamp) -> i64 {
@@ -99,7 +110,10 @@ impl Demand {
                 if let Some(done) = self.current.take() {
                     self.close(done);
                 }
-                self.current = Some(Window { index, ..Window::default() });
+                self.current = Some(Window {
+                    index,
+                    ..Window::default()
+                });
             }
         }
         let w = self.current.as_mut().expect("set above");
@@ -113,7 +127,8 @@ impl Demand {
     fn close(&mut self, w: Window) {
         let hours = self.window_s as f64 / 3600.0;
         let actual = w.import_mwh as f64 / 1e6 / hours;
-        let baseline = ((w.import_mwh - w.charge_mwh + w.discharge_mwh) as f64 / 1e6 / hours).max(0.0);
+        let baseline =
+            ((w.import_mwh - w.charge_mwh + w.discharge_mwh) as f64 / 1e6 / hours).max(0.0);
         let start = self.window_end(w.index) - SignedDuration::from_secs(self.window_s);
         let z = start.to_zoned(self.tz.clone());
         let month = (z.year(), z.month());
@@ -131,7 +146,9 @@ impl Demand {
 
     pub fn take_dirty(&mut self) -> Vec<(Month, MonthPeak)> {
         let d = std::mem::take(&mut self.dirty);
-        d.into_iter().filter_map(|m| self.months.get(&m).map(|p| (m, *p))).collect()
+        d.into_iter()
+            .filter_map(|m| self.months.get(&m).map(|p| (m, *p)))
+            .collect()
     }
 }
 
@@ -140,22 +157,61 @@ mod tests {
     use super::*;
 
     fn local(s: &str) -> Timestamp {
-        s.parse::<jiff::civil::DateTime>().unwrap().to_zoned(TimeZone::get("Asia/Shanghai").unwrap()).unwrap().timestamp()
+        s.parse::<jiff::civil::DateTime>()
+            .unwrap()
+            .to_zoned(TimeZone::get("Asia/Shanghai").unwrap())
+            .unwrap()
+            .timestamp()
     }
 
     #[test]
     fn peak_shaving_shows_as_demand_savings() {
-        let mut d = Demand::new(TimeZone::get("Asia/Shanghai").unwrap(), std::time::Duration::from_secs(900), None, BTreeMap::new());
+        let mut d = Demand::new(
+            TimeZone::get("Asia/Shanghai").unwrap(),
+            std::time::Duration::from_secs(900),
+            None,
+            BTreeMap::new(),
+        );
         // 10:00-10:15: 1,000 kW import, battery idle.
-        d.add(local("2025-07-01T10:00"), local("2025-07-01T10:15"), Flow::Import, 250_000_000);
+        d.add(
+            local("2025-07-01T10:00"),
+            local("2025-07-01T10:15"),
+            Flow::Import,
+            250_000_000,
+        );
         // 10:15-10:30: the load is 1,600 kW but the battery discharges 800 kW: import 800 kW.
-        d.add(local("2025-07-01T10:15"), local("2025-07-01T10:30"), Flow::Import, 200_000_000);
-        d.add(local("2025-07-01T10:15"), local("2025-07-01T10:30"), Flow::Discharge, 200_000_000);
+        d.add(
+            local("2025-07-01T10:15"),
+            local("2025-07-01T10:30"),
+            Flow::Import,
+            200_000_000,
+        );
+        d.add(
+            local("2025-07-01T10:15"),
+            local("2025-07-01T10:30"),
+            Flow::Discharge,
+            200_000_000,
+        );
         // 00:00-00:15 next day: charging 500 kW on top of a 300 kW load.
-        d.add(local("2025-07-02T00:00"), local("2025-07-02T00:15"), Flow::Import, 200_000_000);
-        d.add(local("2025-07-02T00:00"), local("2025-07-02T00:15"), Flow::Charge, 125_000_000);
+        d.add(
+            local("2025-07-02T00:00"),
+            local("2025-07-02T00:15"),
+            Flow::Import,
+            200_000_000,
+        );
+        d.add(
+            local("2025-07-02T00:00"),
+            local("2025-07-02T00:15"),
+            Flow::Charge,
+            125_000_000,
+        );
         // A later window closes the last one.
-        d.add(local("2025-07-02T01:00"), local("2025-07-02T01:01"), Flow::Import, 1);
+        d.add(
+            local("2025-07-02T01:00"),
+            local("2025-07-02T01:01"),
+            Flow::Import,
+            1,
+        );
         let m = d.months[&(2025, 7)];
         assert!((m.max_kw - 1000.0).abs() < 1e-9, "{m:?}");
         assert!((m.baseline_max_kw - 1600.0).abs() < 1e-9, "{m:?}");
@@ -164,10 +220,25 @@ mod tests {
 
     #[test]
     fn energy_spanning_windows_is_split_by_time() {
-        let mut d = Demand::new(TimeZone::get("Asia/Shanghai").unwrap(), std::time::Duration::from_secs(900), None, BTreeMap::new());
+        let mut d = Demand::new(
+            TimeZone::get("Asia/Shanghai").unwrap(),
+            std::time::Duration::from_secs(900),
+            None,
+            BTreeMap::new(),
+        );
         // 10:10 to 10:20 at a constant 600 kW: 100 kWh, half in each window.
-        d.add(local("2025-07-01T10:10"), local("2025-07-01T10:20"), Flow::Import, 100_000_000);
-        d.add(local("2025-07-01T11:00"), local("2025-07-01T11:01"), Flow::Import, 1);
+        d.add(
+            local("2025-07-01T10:10"),
+            local("2025-07-01T10:20"),
+            Flow::Import,
+            100_000_000,
+        );
+        d.add(
+            local("2025-07-01T11:00"),
+            local("2025-07-01T11:01"),
+            Flow::Import,
+            1,
+        );
         let m = d.months[&(2025, 7)];
         // 50 kWh in the 10:15 window averages 200 kW; 50 kWh in the 10:00 window too.
         assert!((m.max_kw - 200.0).abs() < 1e-6, "{m:?}");

@@ -18,7 +18,10 @@ pub struct Flow {
 pub enum Outcome {
     Flow(Flow),
     /// Samples further apart than allowed: nothing booked between them.
-    Gap { from: Timestamp, to: Timestamp },
+    Gap {
+        from: Timestamp,
+        to: Timestamp,
+    },
     Started,
     Ignored,
 }
@@ -30,7 +33,12 @@ pub struct Integrator {
 
 impl Integrator {
     /// Takes a reading in kW; `None` is an invalid or missing reading, which breaks the chain.
-    pub fn observe(&mut self, at: Timestamp, kw: Option<f64>, max_gap: jiff::SignedDuration) -> Outcome {
+    pub fn observe(
+        &mut self,
+        at: Timestamp,
+        kw: Option<f64>,
+        max_gap: jiff::SignedDuration,
+    ) -> Outcome {
         let Some(p1) = kw.filter(|v| v.is_finite()) else {
             self.last = None;
             return Outcome::Ignored;
@@ -40,13 +48,19 @@ impl Integrator {
             Some((t0, _)) if at <= t0 => return Outcome::Ignored,
             _ => self.last = Some((at, p1)),
         }
-        let Some((t0, p0)) = prev else { return Outcome::Started };
+        let Some((t0, p0)) = prev else {
+            return Outcome::Started;
+        };
         let dt = t0.duration_until(at);
         if dt > max_gap {
             return Outcome::Gap { from: t0, to: at };
         }
         let h = dt.as_secs_f64() / 3600.0;
-        let mut f = Flow { from: t0, to: at, ..Flow::default() };
+        let mut f = Flow {
+            from: t0,
+            to: at,
+            ..Flow::default()
+        };
         if (p0 >= 0.0) == (p1 >= 0.0) {
             let e = (p0 + p1) / 2.0 * h * 1e6;
             if e >= 0.0 {
@@ -87,10 +101,14 @@ mod tests {
         let mut i = Integrator::default();
         assert_eq!(i.observe(at(0), Some(3600.0), GAP), Outcome::Started);
         // 3600 kW for 1 s = 1 kWh = 1e6 mWh.
-        let Outcome::Flow(f) = i.observe(at(1), Some(3600.0), GAP) else { panic!() };
+        let Outcome::Flow(f) = i.observe(at(1), Some(3600.0), GAP) else {
+            panic!()
+        };
         assert!((f.positive_mwh - 1e6).abs() < 1e-6 && f.negative_mwh == 0.0);
         // From +3600 to -3600 over 2 s: crosses zero half-way, 0.5 kWh each way.
-        let Outcome::Flow(f) = i.observe(at(3), Some(-3600.0), GAP) else { panic!() };
+        let Outcome::Flow(f) = i.observe(at(3), Some(-3600.0), GAP) else {
+            panic!()
+        };
         assert!((f.positive_mwh - 5e5).abs() < 1e-6 && (f.negative_mwh - 5e5).abs() < 1e-6);
     }
 
@@ -98,7 +116,13 @@ mod tests {
     fn gaps_and_invalid_readings_are_not_bridged() {
         let mut i = Integrator::default();
         i.observe(at(0), Some(100.0), GAP);
-        assert_eq!(i.observe(at(10), Some(100.0), GAP), Outcome::Gap { from: at(0), to: at(10) });
+        assert_eq!(
+            i.observe(at(10), Some(100.0), GAP),
+            Outcome::Gap {
+                from: at(0),
+                to: at(10)
+            }
+        );
         assert_eq!(i.observe(at(11), None, GAP), Outcome::Ignored);
         assert_eq!(i.observe(at(12), Some(100.0), GAP), Outcome::Started);
     }

@@ -77,7 +77,12 @@ pub fn split(total: i64, weights: &[i64]) -> Vec<i64> {
 
 impl Ledger {
     pub fn new(tariff: Arc<Tariff>, days: BTreeMap<Date, Day>) -> Self {
-        Ledger { cursor: Cursor::new(tariff), days, dirty: BTreeSet::new(), cur: None }
+        Ledger {
+            cursor: Cursor::new(tariff),
+            days,
+            dirty: BTreeSet::new(),
+            cur: None,
+        }
     }
 
     pub fn tariff(&self) -> &Arc<Tariff> {
@@ -165,7 +170,10 @@ impl Ledger {
     pub fn take_dirty(&mut self) -> Vec<(Date, Day)> {
         self.flush();
         let dirty = std::mem::take(&mut self.dirty);
-        dirty.into_iter().filter_map(|d| self.days.get(&d).map(|day| (d, day.clone()))).collect()
+        dirty
+            .into_iter()
+            .filter_map(|d| self.days.get(&d).map(|day| (d, day.clone())))
+            .collect()
     }
 }
 
@@ -174,7 +182,10 @@ mod tests {
     use super::*;
 
     fn bundled(id: &str) -> Arc<Tariff> {
-        crate::account::tariff::TariffCatalog::new(&[]).load(id).unwrap().unwrap()
+        crate::account::tariff::TariffCatalog::new(&[])
+            .load(id)
+            .unwrap()
+            .unwrap()
     }
 
     fn chongqing() -> Arc<Tariff> {
@@ -182,7 +193,11 @@ mod tests {
     }
 
     fn local(t: &Tariff, s: &str) -> Timestamp {
-        s.parse::<jiff::civil::DateTime>().unwrap().to_zoned(t.tz.clone()).unwrap().timestamp()
+        s.parse::<jiff::civil::DateTime>()
+            .unwrap()
+            .to_zoned(t.tz.clone())
+            .unwrap()
+            .timestamp()
     }
 
     #[test]
@@ -198,10 +213,18 @@ mod tests {
         let t = chongqing();
         let mut l = Ledger::new(t.clone(), BTreeMap::new());
         // 07:45 to 08:15 crosses valley -> flat at 08:00: half each.
-        l.book(local(&t, "2025-03-10T07:45"), local(&t, "2025-03-10T08:15"), Kind::Charge, 1_000_001);
+        l.book(
+            local(&t, "2025-03-10T07:45"),
+            local(&t, "2025-03-10T08:15"),
+            Kind::Charge,
+            1_000_001,
+        );
         l.flush();
         let day = &l.days[&jiff::civil::date(2025, 3, 10)];
-        assert_eq!(day.bands["valley"].charge_mwh + day.bands["flat"].charge_mwh, 1_000_001);
+        assert_eq!(
+            day.bands["valley"].charge_mwh + day.bands["flat"].charge_mwh,
+            1_000_001
+        );
         assert!((day.bands["valley"].charge_mwh - 500_000).abs() <= 1);
         assert_eq!(day.bands["valley"].price, 0.379188);
         assert_eq!(day.bands["flat"].price, 0.762307);
@@ -211,10 +234,21 @@ mod tests {
     fn energy_across_midnight_goes_to_both_days() {
         let t = chongqing();
         let mut l = Ledger::new(t.clone(), BTreeMap::new());
-        l.book(local(&t, "2025-03-10T23:50"), local(&t, "2025-03-11T00:10"), Kind::Discharge, 2_000);
+        l.book(
+            local(&t, "2025-03-10T23:50"),
+            local(&t, "2025-03-11T00:10"),
+            Kind::Discharge,
+            2_000,
+        );
         l.flush();
-        assert_eq!(l.days[&jiff::civil::date(2025, 3, 10)].bands["flat"].discharge_mwh, 1_000);
-        assert_eq!(l.days[&jiff::civil::date(2025, 3, 11)].bands["valley"].discharge_mwh, 1_000);
+        assert_eq!(
+            l.days[&jiff::civil::date(2025, 3, 10)].bands["flat"].discharge_mwh,
+            1_000
+        );
+        assert_eq!(
+            l.days[&jiff::civil::date(2025, 3, 11)].bands["valley"].discharge_mwh,
+            1_000
+        );
     }
 
     #[test]
@@ -224,14 +258,33 @@ mod tests {
         // on Monday 30 March is two real hours, one low and one high.
         let t = bundled("eu-berlin-two-rate-example");
         let mut l = Ledger::new(t.clone(), BTreeMap::new());
-        l.book(local(&t, "2026-03-30T05:00"), local(&t, "2026-03-30T07:00"), Kind::Charge, 2_000);
+        l.book(
+            local(&t, "2026-03-30T05:00"),
+            local(&t, "2026-03-30T07:00"),
+            Kind::Charge,
+            2_000,
+        );
         // Over the spring-forward night: Sunday 00:00 to 04:00 wall clock is three real hours.
-        l.book(local(&t, "2026-03-28T23:00"), local(&t, "2026-03-29T04:00"), Kind::Discharge, 4_000);
+        l.book(
+            local(&t, "2026-03-28T23:00"),
+            local(&t, "2026-03-29T04:00"),
+            Kind::Discharge,
+            4_000,
+        );
         l.flush();
         let mon = &l.days[&jiff::civil::date(2026, 3, 30)];
-        assert_eq!((mon.bands["low"].charge_mwh, mon.bands["high"].charge_mwh), (1_000, 1_000));
+        assert_eq!(
+            (mon.bands["low"].charge_mwh, mon.bands["high"].charge_mwh),
+            (1_000, 1_000)
+        );
         // 23:00-24:00 Saturday is 1 of 4 real hours.
-        assert_eq!(l.days[&jiff::civil::date(2026, 3, 28)].bands["low"].discharge_mwh, 1_000);
-        assert_eq!(l.days[&jiff::civil::date(2026, 3, 29)].bands["low"].discharge_mwh, 3_000);
+        assert_eq!(
+            l.days[&jiff::civil::date(2026, 3, 28)].bands["low"].discharge_mwh,
+            1_000
+        );
+        assert_eq!(
+            l.days[&jiff::civil::date(2026, 3, 29)].bands["low"].discharge_mwh,
+            3_000
+        );
     }
 }

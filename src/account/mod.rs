@@ -2,8 +2,13 @@
 //! its store. Pure computation over observations plus a small persistence
 //! layer; the same code serves `run` (live) and `replay` (CSV history).
 //! Knows nothing of Modbus or MQTT.
+pub mod accountant;
 pub mod counter;
 pub mod demand;
+pub mod energy;
 pub mod integrate;
 pub mod ledger;
+pub mod replay;
+pub mod report;
+pub mod store;
 pub mod tariff;

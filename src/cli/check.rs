@@ -42,7 +42,7 @@ pub fn run(args: Args) -> Outcome {
                     "  {} ({}): tariff {}, {} kWh / {} kW, every {:?}, {} devices",
                     s.id,
                     s.name,
-                    s.tariff,
+                    s.tariff.id,
                     s.capacity_kwh,
                     s.rated_power_kw,
                     s.poll_interval,

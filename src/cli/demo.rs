@@ -4,11 +4,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Failure, Outcome};
-use crate::acquire;
 use crate::clock::{ScaledClock, SharedClock};
 use crate::config::validate::validate;
 use crate::config::{load, ConfigSource};
@@ -86,10 +84,13 @@ pub async fn run(a: Args) -> Outcome {
         println!("  site demo-{k}: simulator at {addr} (read it with: bessmon read --host {} --port {} --unit 1 --profile bessmon-sim-pcs)", addr.ip(), addr.port());
     }
     println!("Ctrl-C stops.");
-    let (tx, rx) = mpsc::channel(v.config.daemon.sample_queue);
-    let mut pollers = acquire::spawn(v.devices(), clock, tx, cancel.clone());
-    super::run::report_samples(rx, a.log_every).await;
-    while pollers.join_next().await.is_some() {}
+    let opts = crate::daemon::Options {
+        log_every: a.log_every,
+    };
+    crate::daemon::run(&v, clock, cancel, opts)
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let _ = std::fs::remove_dir_all(&state);
     let mut tasks = simulator.tasks;
     while tasks.join_next().await.is_some() {}
     Ok(())

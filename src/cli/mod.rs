@@ -5,8 +5,11 @@ mod check;
 pub mod demo;
 mod plan;
 mod read;
+mod replay;
+mod report;
 mod run;
 mod simulate;
+mod tariff;
 
 use std::path::PathBuf;
 
@@ -52,6 +55,12 @@ pub enum Command {
     Read(read::Args),
     /// The Modbus requests each device needs per poll.
     Plan(plan::Args),
+    /// Time-of-use tariffs.
+    Tariff(tariff::Args),
+    /// Recompute a site's savings from a CSV history.
+    Replay(replay::Args),
+    /// Savings for a day, month, year or lifetime, from the ledger.
+    Report(report::Args),
     /// Benchmarks (results go to BENCHMARKS.md).
     Bench(bench::Args),
 }
@@ -101,6 +110,9 @@ pub fn main(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Check(a) => check::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Tariff(a) => tariff::run(a),
+        Command::Replay(a) => replay::run(a),
+        Command::Report(a) => report::run(a),
         Command::Read(a) => runtime().and_then(|rt| rt.block_on(read::run(a))),
         Command::Simulate(a) => runtime().and_then(|rt| rt.block_on(simulate::run(a))),
         Command::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),

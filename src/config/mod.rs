@@ -134,6 +134,9 @@ pub struct Site {
     pub rated_power_kw: f64,
     #[serde(default = "default_poll_interval")]
     pub poll_interval: String,
+    /// Plausibility limit for grid meter counters (default 4 x rated_power_kw).
+    #[serde(default)]
+    pub max_grid_kw: Option<f64>,
     /// Slow points are read on every `slow_every`-th poll.
     #[serde(default = "default_slow_every")]
     pub slow_every: u32,

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use super::duration::{parse_bytes, parse_duration};
 use super::{Config, Transport};
-use crate::acquire::profile::{Profile, ProfileCatalog};
+use crate::account::tariff::{Tariff, TariffCatalog};
+use crate::acquire::profile::{Profile, ProfileCatalog, Role};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidationError {
@@ -55,7 +56,8 @@ pub struct DeviceSpec {
 pub struct SiteSpec {
     pub id: Arc<str>,
     pub name: String,
-    pub tariff: String,
+    pub tariff: Arc<Tariff>,
+    pub max_grid_kw: f64,
     pub capacity_kwh: f64,
     pub rated_power_kw: f64,
     pub poll_interval: Duration,
@@ -99,11 +101,6 @@ fn id_problem(id: &str) -> Option<String> {
         return Some(format!("`{id}` may hold only letters, digits, '-', '_' and '.' (it becomes an MQTT topic level)"));
     }
     None
-}
-
-pub fn tariff_exists(id: &str, dirs: &[PathBuf]) -> bool {
-    crate::bundled::tariff(id).is_some()
-        || dirs.iter().any(|d| d.join(format!("{id}.toml")).is_file())
 }
 
 pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<ValidationError>> {
@@ -197,6 +194,8 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
             p.display()
         ));
     }
+    let tariffs_catalog = TariffCatalog::new(&config.daemon.tariff_dirs);
+    let mut tariffs: HashMap<String, Option<Arc<Tariff>>> = HashMap::new();
     let mut profiles: HashMap<String, Option<Arc<Profile>>> = HashMap::new();
     let mut profile_errs = Vec::new();
     let mut site_ids: HashMap<&str, usize> = HashMap::new();
@@ -216,7 +215,18 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
                 format!("duplicate site id (also sites[{first}])"),
             );
         }
-        if !tariff_exists(&s.tariff, &config.daemon.tariff_dirs) {
+        let tariff = tariffs
+            .entry(s.tariff.clone())
+            .or_insert_with(|| match tariffs_catalog.load(&s.tariff) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(te)) => {
+                    profile_errs.extend(te);
+                    None
+                }
+            })
+            .clone();
+        if tariffs_catalog.find(&s.tariff).is_none() {
             e(
                 format!("{sk}.tariff"),
                 format!(
@@ -224,6 +234,14 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
                     s.tariff, config.daemon.tariff_dirs
                 ),
             );
+        }
+        if let Some(g) = s.max_grid_kw {
+            if !(g.is_finite() && g > 0.0) {
+                e(
+                    format!("{sk}.max_grid_kw"),
+                    format!("{g} must be a positive number"),
+                );
+            }
         }
         if !(s.capacity_kwh.is_finite() && s.capacity_kwh > 0.0) {
             e(
@@ -261,6 +279,7 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
             );
         }
         let mut dev_ids: HashMap<&str, usize> = HashMap::new();
+        let mut roles: HashMap<Role, &str> = HashMap::new();
         let mut devices = Vec::new();
         for (di, d) in s.devices.iter().enumerate() {
             let dk = format!("{sk}.devices[{di}] ({})", d.id);
@@ -341,6 +360,19 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
                     ),
                 );
             }
+            if let Some(profile) = &profile {
+                for p in profile.points.iter() {
+                    let Some(r) = p.role.filter(|r| r.is_site_quantity()) else {
+                        continue;
+                    };
+                    if let Some(other) = roles.insert(r, &d.id) {
+                        e(
+                            format!("{dk}.profile"),
+                            format!("role {} is also provided by device `{other}`; a site takes each role from one device", r.name()),
+                        );
+                    }
+                }
+            }
             if let Some(profile) = profile {
                 devices.push(Arc::new(DeviceSpec {
                     site: s.id.as_str().into(),
@@ -354,10 +386,12 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
                 }));
             }
         }
+        let Some(tariff) = tariff else { continue };
         sites.push(SiteSpec {
             id: s.id.as_str().into(),
             name: s.name.clone().unwrap_or_else(|| s.id.clone()),
-            tariff: s.tariff.clone(),
+            tariff,
+            max_grid_kw: s.max_grid_kw.unwrap_or(4.0 * s.rated_power_kw),
             capacity_kwh: s.capacity_kwh,
             rated_power_kw: s.rated_power_kw,
             poll_interval,

@@ -39,17 +39,33 @@ impl Tariff {
         let minute = local.hour() as u16 * 60 + local.minute() as u16;
         let plan = self.plan(date);
         let i = plan.index_at(minute);
-        let midnight = offset.to_timestamp(date.to_datetime(Time::midnight())).unwrap_or(t);
-        let at_wall = |m: u16| midnight.checked_add(SignedDuration::from_mins(m as i64)).unwrap_or(t);
+        let midnight = offset
+            .to_timestamp(date.to_datetime(Time::midnight()))
+            .unwrap_or(t);
+        let at_wall = |m: u16| {
+            midnight
+                .checked_add(SignedDuration::from_mins(m as i64))
+                .unwrap_or(t)
+        };
         let (mut start, mut end) = (at_wall(plan.starts[i]), at_wall(plan.end_of(i)));
-        if let Some(prev) = self.tz.preceding(t.checked_add(SignedDuration::from_nanos(1)).unwrap_or(t)).next() {
+        if let Some(prev) = self
+            .tz
+            .preceding(t.checked_add(SignedDuration::from_nanos(1)).unwrap_or(t))
+            .next()
+        {
             start = start.max(prev.timestamp());
         }
         if let Some(next) = self.tz.following(t).next() {
             end = end.min(next.timestamp());
         }
         let band = plan.bands[i];
-        Segment { start, end, date, band, price: self.prices(date)[band as usize] }
+        Segment {
+            start,
+            end,
+            date,
+            band,
+            price: self.prices(date)[band as usize],
+        }
     }
 
     /// When the band or its price next changes after `t`, and the segment it changes to.
@@ -75,10 +91,22 @@ impl Tariff {
         let plan = self.plan(date);
         let prices = self.prices(date);
         let spans = (0..plan.starts.len())
-            .map(|i| (plan.starts[i], plan.end_of(i), plan.bands[i], prices[plan.bands[i] as usize]))
+            .map(|i| {
+                (
+                    plan.starts[i],
+                    plan.end_of(i),
+                    plan.bands[i],
+                    prices[plan.bands[i] as usize],
+                )
+            })
             .collect();
-        let start = date.to_zoned(self.tz.clone()).and_then(|z| z.start_of_day());
-        let end = date.tomorrow().and_then(|d| d.to_zoned(self.tz.clone())).and_then(|z| z.start_of_day());
+        let start = date
+            .to_zoned(self.tz.clone())
+            .and_then(|z| z.start_of_day());
+        let end = date
+            .tomorrow()
+            .and_then(|d| d.to_zoned(self.tz.clone()))
+            .and_then(|z| z.start_of_day());
         let hours = match (start, end) {
             (Ok(a), Ok(b)) => a.duration_until(&b).as_secs_f64() / 3600.0,
             _ => 24.0,

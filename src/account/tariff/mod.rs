@@ -164,7 +164,10 @@ impl Tariff {
 
     /// The prices in force on a local date.
     pub fn prices(&self, date: Date) -> &[f64] {
-        let i = self.price_sets.partition_point(|(from, _)| *from <= date).saturating_sub(1);
+        let i = self
+            .price_sets
+            .partition_point(|(from, _)| *from <= date)
+            .saturating_sub(1);
         &self.price_sets[i].1
     }
 
@@ -175,11 +178,17 @@ impl Tariff {
     /// Parses and checks a tariff file; `source` names it in every error.
     pub fn parse(source: &Path, text: &str) -> Result<Tariff, Vec<ValidationError>> {
         let file: TariffFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1);
             vec![ValidationError::new(
                 source,
                 "",
-                format!("{}{}", e.message(), line.map(|l| format!(" (line {l})")).unwrap_or_default()),
+                format!(
+                    "{}{}",
+                    e.message(),
+                    line.map(|l| format!(" (line {l})")).unwrap_or_default()
+                ),
             )]
         })?;
         resolve(source, file)
@@ -205,12 +214,21 @@ pub fn hhmm(m: u16) -> String {
 fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>> {
     let mut errs = Vec::new();
     let mut e = |key: &str, msg: String| errs.push(ValidationError::new(source, key, msg));
-    let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = source
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if !stem.is_empty() && stem != f.id {
-        e("id", format!("`{}` must equal the file stem `{stem}`", f.id));
+        e(
+            "id",
+            format!("`{}` must equal the file stem `{stem}`", f.id),
+        );
     }
     let tz = TimeZone::get(&f.timezone).unwrap_or_else(|err| {
-        e("timezone", format!("`{}` is not an IANA time zone: {err}", f.timezone));
+        e(
+            "timezone",
+            format!("`{}` is not an IANA time zone: {err}", f.timezone),
+        );
         TimeZone::UTC
     });
     if f.currency.trim().is_empty() {
@@ -226,17 +244,26 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
             Some(d) => {
                 holidays.insert(d);
             }
-            None => e(&format!("holidays[{i}]"), format!("`{h}` is not a YYYY-MM-DD date")),
+            None => e(
+                &format!("holidays[{i}]"),
+                format!("`{h}` is not a YYYY-MM-DD date"),
+            ),
         }
     }
     let mut workdays = BTreeSet::new();
     for (i, w) in f.workdays.iter().enumerate() {
         match date(w) {
-            Some(d) if holidays.contains(&d) => e(&format!("workdays[{i}]"), format!("{d} is listed as a holiday too")),
+            Some(d) if holidays.contains(&d) => e(
+                &format!("workdays[{i}]"),
+                format!("{d} is listed as a holiday too"),
+            ),
             Some(d) => {
                 workdays.insert(d);
             }
-            None => e(&format!("workdays[{i}]"), format!("`{w}` is not a YYYY-MM-DD date")),
+            None => e(
+                &format!("workdays[{i}]"),
+                format!("`{w}` is not a YYYY-MM-DD date"),
+            ),
         }
     }
 
@@ -252,24 +279,31 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
         e("seasons", "more than 255 band names".into());
     }
     let mut price_sets = Vec::new();
-    let check_prices = |key: &str, p: &BTreeMap<String, f64>, e: &mut dyn FnMut(&str, String)| -> Vec<f64> {
-        for b in &bands {
-            if !p.contains_key(b) {
-                e(key, format!("no price for band `{b}`"));
+    let check_prices =
+        |key: &str, p: &BTreeMap<String, f64>, e: &mut dyn FnMut(&str, String)| -> Vec<f64> {
+            for b in &bands {
+                if !p.contains_key(b) {
+                    e(key, format!("no price for band `{b}`"));
+                }
             }
-        }
-        for (name, v) in p {
-            if !v.is_finite() {
-                e(&format!("{key}.{name}"), format!("{v} is not a price"));
+            for (name, v) in p {
+                if !v.is_finite() {
+                    e(&format!("{key}.{name}"), format!("{v} is not a price"));
+                }
             }
-        }
-        bands.iter().map(|b| p.get(b).copied().unwrap_or(0.0)).collect()
-    };
+            bands
+                .iter()
+                .map(|b| p.get(b).copied().unwrap_or(0.0))
+                .collect()
+        };
     price_sets.push((Date::MIN, check_prices("prices", &f.prices, &mut e)));
     for (i, c) in f.price_changes.iter().enumerate() {
         let key = format!("price_changes[{i}]");
         let Some(from) = date(&c.from) else {
-            e(&format!("{key}.from"), format!("`{}` is not a YYYY-MM-DD date", c.from));
+            e(
+                &format!("{key}.from"),
+                format!("`{}` is not a YYYY-MM-DD date", c.from),
+            );
             continue;
         };
         let p = check_prices(&format!("{key}.prices"), &c.prices, &mut e);
@@ -286,12 +320,21 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
             std::time::Duration::from_secs(900)
         });
         if window.as_secs() == 0 || 86400 % window.as_secs() != 0 || window.subsec_nanos() != 0 {
-            e("demand_charge.window", format!("{} must divide a day into whole windows", d.window));
+            e(
+                "demand_charge.window",
+                format!("{} must divide a day into whole windows", d.window),
+            );
         }
         if !d.price_per_kw_month.is_finite() || d.price_per_kw_month < 0.0 {
-            e("demand_charge.price_per_kw_month", format!("{} is not a price", d.price_per_kw_month));
+            e(
+                "demand_charge.price_per_kw_month",
+                format!("{} is not a price", d.price_per_kw_month),
+            );
         }
-        Demand { price_per_kw_month: d.price_per_kw_month, window }
+        Demand {
+            price_per_kw_month: d.price_per_kw_month,
+            window,
+        }
     });
 
     // Each season's bands, sorted and checked to tile the day.
@@ -302,14 +345,26 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
         for (bi, b) in s.bands.iter().enumerate() {
             let (start, end) = (parse_hhmm(&b.start), parse_hhmm(&b.end));
             if start.is_none() {
-                e(&format!("{key}.bands[{bi}].start"), format!("`{}` is not HH:MM (00:00..24:00)", b.start));
+                e(
+                    &format!("{key}.bands[{bi}].start"),
+                    format!("`{}` is not HH:MM (00:00..24:00)", b.start),
+                );
             }
             if end.is_none() {
-                e(&format!("{key}.bands[{bi}].end"), format!("`{}` is not HH:MM (00:00..24:00)", b.end));
+                e(
+                    &format!("{key}.bands[{bi}].end"),
+                    format!("`{}` is not HH:MM (00:00..24:00)", b.end),
+                );
             }
             if let (Some(st), Some(en)) = (start, end) {
                 if en <= st {
-                    e(&format!("{key}.bands[{bi}]"), format!("{} ends at {} before it starts at {}", b.band, b.end, b.start));
+                    e(
+                        &format!("{key}.bands[{bi}]"),
+                        format!(
+                            "{} ends at {} before it starts at {}",
+                            b.band, b.end, b.start
+                        ),
+                    );
                 } else {
                     spans.push((st, en, &b.band, bi));
                 }
@@ -323,11 +378,25 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
         for &(st, en, band, _) in &spans {
             if st > at {
                 ok = false;
-                let before = prev.map(|p| format!("between `{p}` and `{band}`")).unwrap_or_else(|| format!("before `{band}`"));
-                e(&key, format!("{months}: gap {}-{} {before}", hhmm(at), hhmm(st)));
+                let before = prev
+                    .map(|p| format!("between `{p}` and `{band}`"))
+                    .unwrap_or_else(|| format!("before `{band}`"));
+                e(
+                    &key,
+                    format!("{months}: gap {}-{} {before}", hhmm(at), hhmm(st)),
+                );
             } else if st < at {
                 ok = false;
-                e(&key, format!("{months}: `{band}` ({}-{}) overlaps `{}` until {}", hhmm(st), hhmm(en), prev.unwrap_or("?"), hhmm(at)));
+                e(
+                    &key,
+                    format!(
+                        "{months}: `{band}` ({}-{}) overlaps `{}` until {}",
+                        hhmm(st),
+                        hhmm(en),
+                        prev.unwrap_or("?"),
+                        hhmm(at)
+                    ),
+                );
             }
             if en > at {
                 at = en;
@@ -336,10 +405,20 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
         }
         if at < 1440 && !spans.is_empty() {
             ok = false;
-            e(&key, format!("{months}: gap {}-24:00 after `{}`", hhmm(at), prev.unwrap_or("?")));
+            e(
+                &key,
+                format!(
+                    "{months}: gap {}-24:00 after `{}`",
+                    hhmm(at),
+                    prev.unwrap_or("?")
+                ),
+            );
         }
         if spans.is_empty() {
-            e(&format!("{key}.bands"), "a season needs bands covering 00:00-24:00".into());
+            e(
+                &format!("{key}.bands"),
+                "a season needs bands covering 00:00-24:00".into(),
+            );
         }
         for &m in &s.months {
             if !(1..=12).contains(&m) {
@@ -348,11 +427,17 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
         }
         for d in &s.day_types {
             if !matches!(d.as_str(), "all" | "weekday" | "weekend" | "holiday") {
-                e(&format!("{key}.day_types"), format!("`{d}` is not all, weekday, weekend or holiday"));
+                e(
+                    &format!("{key}.day_types"),
+                    format!("`{d}` is not all, weekday, weekend or holiday"),
+                );
             }
         }
         season_plans.push(ok.then(|| {
-            let mut plan = DayPlan { starts: Vec::new(), bands: Vec::new() };
+            let mut plan = DayPlan {
+                starts: Vec::new(),
+                bands: Vec::new(),
+            };
             for (st, _, band, _) in spans {
                 let idx = bands.iter().position(|b| b == band).unwrap_or(0) as u8;
                 // Adjacent spans of one band are one segment.
@@ -367,9 +452,16 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
 
     // For every month and day type: exactly one season, a specific day type beating "all".
     let mut plans = Vec::with_capacity(12);
-    let placeholder = Arc::new(DayPlan { starts: vec![0], bands: vec![0] });
+    let placeholder = Arc::new(DayPlan {
+        starts: vec![0],
+        bands: vec![0],
+    });
     for month in 1..=12u8 {
-        let mut row: [Arc<DayPlan>; 3] = [placeholder.clone(), placeholder.clone(), placeholder.clone()];
+        let mut row: [Arc<DayPlan>; 3] = [
+            placeholder.clone(),
+            placeholder.clone(),
+            placeholder.clone(),
+        ];
         for dt in DayType::ALL {
             let matches = |specific: bool| -> Vec<usize> {
                 f.seasons
@@ -377,15 +469,28 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
                     .enumerate()
                     .filter(|(_, s)| {
                         s.months.contains(&month)
-                            && s.day_types.iter().any(|d| if specific { d == dt.as_str() } else { d == "all" })
+                            && s.day_types.iter().any(|d| {
+                                if specific {
+                                    d == dt.as_str()
+                                } else {
+                                    d == "all"
+                                }
+                            })
                     })
                     .map(|(i, _)| i)
                     .collect()
             };
             let specific = matches(true);
-            let chosen = if specific.is_empty() { matches(false) } else { specific };
+            let chosen = if specific.is_empty() {
+                matches(false)
+            } else {
+                specific
+            };
             match chosen[..] {
-                [] => e("seasons", format!("month {month}, day type {}: no season applies", dt.as_str())),
+                [] => e(
+                    "seasons",
+                    format!("month {month}, day type {}: no season applies", dt.as_str()),
+                ),
                 [i] => {
                     if let Some(p) = &season_plans[i] {
                         row[dt as usize] = p.clone();
@@ -393,7 +498,10 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
                 }
                 [i, j, ..] => e(
                     "seasons",
-                    format!("month {month}, day type {}: both seasons[{i}] and seasons[{j}] apply", dt.as_str()),
+                    format!(
+                        "month {month}, day type {}: both seasons[{i}] and seasons[{j}] apply",
+                        dt.as_str()
+                    ),
                 ),
             }
         }
@@ -428,12 +536,17 @@ pub struct TariffCatalog {
 
 impl TariffCatalog {
     pub fn new(dirs: &[PathBuf]) -> Self {
-        Self { dirs: dirs.to_vec() }
+        Self {
+            dirs: dirs.to_vec(),
+        }
     }
 
     pub fn find(&self, id: &str) -> Option<(PathBuf, String)> {
         if let Some(text) = crate::bundled::tariff(id) {
-            return Some((PathBuf::from(format!("<bundled>/tariffs/{id}.toml")), text.to_string()));
+            return Some((
+                PathBuf::from(format!("<bundled>/tariffs/{id}.toml")),
+                text.to_string(),
+            ));
         }
         self.dirs.iter().find_map(|d| {
             let p = d.join(format!("{id}.toml"));
@@ -442,14 +555,20 @@ impl TariffCatalog {
     }
 
     pub fn load(&self, id: &str) -> Option<Result<Arc<Tariff>, Vec<ValidationError>>> {
-        self.find(id).map(|(p, t)| Tariff::parse(&p, &t).map(Arc::new))
+        self.find(id)
+            .map(|(p, t)| Tariff::parse(&p, &t).map(Arc::new))
     }
 }
 
 /// Loads a tariff from a path (for `tariff show FILE` and `replay --tariff FILE`).
 pub fn load_file(path: &Path) -> Result<Tariff, Vec<ValidationError>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| vec![ValidationError::new(path, "", format!("cannot read: {err}"))])?;
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        vec![ValidationError::new(
+            path,
+            "",
+            format!("cannot read: {err}"),
+        )]
+    })?;
     Tariff::parse(path, &text)
 }
 

@@ -7,11 +7,19 @@ use proptest::prelude::*;
 use super::*;
 
 fn bundled(id: &str) -> Tariff {
-    Tariff::parse(Path::new(&format!("{id}.toml")), crate::bundled::tariff(id).unwrap()).unwrap()
+    Tariff::parse(
+        Path::new(&format!("{id}.toml")),
+        crate::bundled::tariff(id).unwrap(),
+    )
+    .unwrap()
 }
 
 fn local(t: &Tariff, s: &str) -> Timestamp {
-    s.parse::<jiff::civil::DateTime>().unwrap().to_zoned(t.tz.clone()).unwrap().timestamp()
+    s.parse::<jiff::civil::DateTime>()
+        .unwrap()
+        .to_zoned(t.tz.clone())
+        .unwrap()
+        .timestamp()
 }
 
 fn band_name(t: &Tariff, seg: &Segment) -> String {
@@ -21,7 +29,8 @@ fn band_name(t: &Tariff, seg: &Segment) -> String {
 #[test]
 fn every_bundled_tariff_is_valid() {
     for (id, text) in crate::bundled::TARIFFS {
-        Tariff::parse(Path::new(&format!("{id}.toml")), text).unwrap_or_else(|e| panic!("{id}: {e:?}"));
+        Tariff::parse(Path::new(&format!("{id}.toml")), text)
+            .unwrap_or_else(|e| panic!("{id}: {e:?}"));
     }
     assert!(crate::bundled::TARIFFS.len() >= 4);
 }
@@ -55,7 +64,10 @@ fn next_change_skips_nothing_and_crosses_midnight() {
     assert_eq!(until, local(&t, "2025-03-10T08:00"));
     assert_eq!(band_name(&t, &next), "flat");
     let (now, until, next) = t.next_change(local(&t, "2025-03-10T23:00"));
-    assert_eq!((band_name(&t, &now), band_name(&t, &next)), ("flat".into(), "valley".into()));
+    assert_eq!(
+        (band_name(&t, &now), band_name(&t, &next)),
+        ("flat".into(), "valley".into())
+    );
     assert_eq!(until, local(&t, "2025-03-11T00:00"));
     // Berlin weekend: low all Saturday and Sunday, so the next change is Monday 06:00.
     let b = bundled("eu-berlin-two-rate-example");
@@ -74,12 +86,21 @@ fn dst_days_keep_wall_clock_boundaries() {
     // Weekday after the spring change: high starts at 06:00 local, i.e. 04:00 UTC (CEST).
     let seg = t.segment_at("2026-03-30T04:00:00Z".parse().unwrap());
     assert_eq!(band_name(&t, &seg), "high");
-    assert_eq!(seg.start, "2026-03-30T04:00:00Z".parse::<Timestamp>().unwrap());
-    assert_eq!(seg.end, "2026-03-30T20:00:00Z".parse::<Timestamp>().unwrap());
+    assert_eq!(
+        seg.start,
+        "2026-03-30T04:00:00Z".parse::<Timestamp>().unwrap()
+    );
+    assert_eq!(
+        seg.end,
+        "2026-03-30T20:00:00Z".parse::<Timestamp>().unwrap()
+    );
     // And before it, 06:00 was 05:00 UTC (CET).
     let seg = t.segment_at("2026-03-27T05:00:00Z".parse().unwrap());
     assert_eq!(band_name(&t, &seg), "high");
-    assert_eq!(seg.start, "2026-03-27T05:00:00Z".parse::<Timestamp>().unwrap());
+    assert_eq!(
+        seg.start,
+        "2026-03-27T05:00:00Z".parse::<Timestamp>().unwrap()
+    );
 }
 
 #[test]
@@ -107,7 +128,11 @@ day_types = ["weekend", "holiday"]
 bands = [{ start = "00:00", end = "24:00", band = "b" }]
 "#;
     let t = Tariff::parse(Path::new("t.toml"), text).unwrap();
-    assert_eq!(t.day_type(date(2026, 10, 10)), DayType::Weekday, "a worked Saturday (调休)");
+    assert_eq!(
+        t.day_type(date(2026, 10, 10)),
+        DayType::Weekday,
+        "a worked Saturday (调休)"
+    );
     assert_eq!(t.day_type(date(2026, 10, 11)), DayType::Weekend);
 }
 
@@ -131,7 +156,10 @@ bands = [{ start = "00:00", end = "24:00", band = "x" }]
     assert_eq!(t.segment_at(local(&t, "2026-02-28T23:59")).price, 1.0);
     assert_eq!(t.segment_at(local(&t, "2026-03-01T00:00")).price, 2.0);
     // Midnight local is 16:00 UTC the day before: the segment ends there.
-    assert_eq!(t.segment_at(local(&t, "2026-02-28T23:59")).end, "2026-02-28T16:00:00Z".parse::<Timestamp>().unwrap());
+    assert_eq!(
+        t.segment_at(local(&t, "2026-02-28T23:59")).end,
+        "2026-02-28T16:00:00Z".parse::<Timestamp>().unwrap()
+    );
 }
 
 #[test]
@@ -156,7 +184,12 @@ bands = [{ start = "00:00", end = "25:00", band = "valley" }]
 "#;
     let errs = Tariff::parse(Path::new("bad.toml"), text).unwrap_err();
     let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-    let has = |s: &str| assert!(all.iter().any(|e| e.contains(s)), "missing `{s}` in {all:#?}");
+    let has = |s: &str| {
+        assert!(
+            all.iter().any(|e| e.contains(s)),
+            "missing `{s}` in {all:#?}"
+        )
+    };
     has("timezone: `Mars/Olympus`");
     has("gap 08:00-09:00 between `valley` and `peak`");
     has("`flat` (19:00-24:00) overlaps `peak` until 20:00");
@@ -185,8 +218,20 @@ fn segments_tile_two_whole_years() {
 }
 
 fn check_day(t: &Tariff, d: Date) -> Result<(), String> {
-    let start = d.to_zoned(t.tz.clone()).unwrap().start_of_day().unwrap().timestamp();
-    let end = d.tomorrow().unwrap().to_zoned(t.tz.clone()).unwrap().start_of_day().unwrap().timestamp();
+    let start = d
+        .to_zoned(t.tz.clone())
+        .unwrap()
+        .start_of_day()
+        .unwrap()
+        .timestamp();
+    let end = d
+        .tomorrow()
+        .unwrap()
+        .to_zoned(t.tz.clone())
+        .unwrap()
+        .start_of_day()
+        .unwrap()
+        .timestamp();
     let (spans, hours) = t.day(d);
     let mut at = start;
     let mut total = SignedDuration::ZERO;
@@ -197,13 +242,20 @@ fn check_day(t: &Tariff, d: Date) -> Result<(), String> {
         }
         let wall = t.tz.to_datetime(seg.start);
         let m = wall.hour() as u16 * 60 + wall.minute() as u16;
-        let is_transition = t
-            .tz
-            .preceding(seg.start.checked_add(SignedDuration::from_nanos(1)).unwrap())
+        let is_transition =
+            t.tz.preceding(
+                seg.start
+                    .checked_add(SignedDuration::from_nanos(1))
+                    .unwrap(),
+            )
             .next()
             .is_some_and(|tr| tr.timestamp() == seg.start);
         if !is_transition && !spans.iter().any(|s| s.0 == m) {
-            return Err(format!("segment starts at {:02}:{:02}, not a band boundary", m / 60, m % 60));
+            return Err(format!(
+                "segment starts at {:02}:{:02}, not a band boundary",
+                m / 60,
+                m % 60
+            ));
         }
         let expect = spans.iter().find(|s| s.0 <= m && m < s.1).unwrap();
         if seg.band != expect.2 {
@@ -213,7 +265,9 @@ fn check_day(t: &Tariff, d: Date) -> Result<(), String> {
         at = seg.end;
     }
     if at != end || (total.as_secs_f64() / 3600.0 - hours).abs() > 1e-9 {
-        return Err(format!("segments end at {at}, day ends {end}; {total:?} vs {hours} h"));
+        return Err(format!(
+            "segments end at {at}, day ends {end}; {total:?} vs {hours} h"
+        ));
     }
     Ok(())
 }

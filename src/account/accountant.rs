@@ -1,0 +1,133 @@
+//! The daemon's books: one [`SiteAccount`] per configured site, fed from the
+//! pollers' samples, committed to the store at least every 10 s and at
+//! shutdown.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+
+use super::energy::{Observation, Reading, SiteAccount, SiteSetup};
+use super::store::{Store, StoreError};
+use crate::acquire::decode::Value;
+use crate::acquire::profile::{Role, Sign};
+use crate::acquire::Sample;
+use crate::config::validate::{SiteSpec, Validated};
+
+/// Accounting's view of a configured site.
+pub fn setup_for(site: &SiteSpec) -> SiteSetup {
+    let has = |role: Role| {
+        site.devices
+            .iter()
+            .any(|d| d.profile.point_with_role(role).is_some())
+    };
+    SiteSetup {
+        site: site.id.clone(),
+        tariff: site.tariff.clone(),
+        capacity_kwh: site.capacity_kwh,
+        rated_kw: site.rated_power_kw,
+        max_grid_kw: site.max_grid_kw,
+        max_gap: SignedDuration::try_from(site.poll_interval * 3)
+            .unwrap_or(SignedDuration::from_secs(3)),
+        battery_counters: has(Role::ChargeEnergyTotal) && has(Role::DischargeEnergyTotal),
+        import_counter: has(Role::GridImportEnergyTotal),
+    }
+}
+
+/// The observations in one device sample: its role points, normalised (battery
+/// power discharge-positive; counters as raw counts). Invalid or missing
+/// values of power roles are passed as `None`, so integration does not bridge them.
+pub fn observations(s: &Sample, out: &mut Vec<Observation>) {
+    let profile = &s.device.profile;
+    for (i, p) in profile.points.iter().enumerate() {
+        let Some(role) = p.role else { continue };
+        let reading = s.readings.iter().find(|r| r.point == i);
+        let obs = if role.is_counter() {
+            match reading {
+                Some(r) if r.valid => Reading::Counter {
+                    raw: r.raw,
+                    bits: (p.width * 16).min(64) as u8,
+                    mwh_per_raw: p.scale * 1e6,
+                },
+                _ => continue,
+            }
+        } else {
+            let v = reading.filter(|r| r.valid).and_then(|r| match r.value {
+                Value::Num(v) => Some(v),
+                Value::Bool(b) => Some(b as u8 as f64),
+                Value::Text(_) => None,
+            });
+            let v = if role == Role::BatteryPower && p.sign == Sign::ChargePositive {
+                v.map(|x| -x)
+            } else {
+                v
+            };
+            if v.is_none() && !s.online {
+                // A device that did not answer says nothing about power; the gap shows up as a gap.
+                continue;
+            }
+            Reading::Value(v)
+        };
+        out.push(Observation {
+            at: s.at,
+            role,
+            reading: obs,
+        });
+    }
+}
+
+pub struct Accountant {
+    pub sites: HashMap<Arc<str>, SiteAccount>,
+    store: Store,
+    scratch: Vec<Observation>,
+}
+
+impl Accountant {
+    /// Opens the store and resumes each site from what it last committed.
+    pub fn open(v: &Validated) -> Result<Accountant, StoreError> {
+        let store = Store::open(&v.config.daemon.state_dir)?;
+        let mut sites = HashMap::new();
+        for s in &v.sites {
+            let loaded = store.load(&s.id)?;
+            let resumed = loaded.state.is_some();
+            let account = SiteAccount::new(
+                setup_for(s),
+                loaded.state.unwrap_or_default(),
+                loaded.days,
+                loaded.months,
+            );
+            if resumed {
+                tracing::info!(
+                    "site {}: ledger resumed from {}",
+                    s.id,
+                    v.config.daemon.state_dir.display()
+                );
+            }
+            sites.insert(s.id.clone(), account);
+        }
+        Ok(Accountant {
+            sites,
+            store,
+            scratch: Vec::new(),
+        })
+    }
+
+    pub fn on_sample(&mut self, s: &Sample) {
+        let Some(acc) = self.sites.get_mut(s.site()) else {
+            return;
+        };
+        self.scratch.clear();
+        observations(s, &mut self.scratch);
+        for o in &self.scratch {
+            acc.observe(o);
+        }
+        for m in acc.messages.drain(..) {
+            tracing::warn!("{m}");
+        }
+    }
+
+    /// Writes what changed since the last commit, all sites in one transaction.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        let changes: Vec<_> = self.sites.values_mut().map(|a| a.take_changes()).collect();
+        self.store.commit(&changes)
+    }
+}

@@ -1,0 +1,291 @@
+//! One site's accounting: observations in (from live samples or a CSV
+//! history), bookings out to the ledger and the demand tracker.
+//!
+//! Energy comes from the battery's cumulative counters when the site has
+//! them, else from integrating battery power. Grid import for demand comes
+//! from the import counter, else from integrating grid power.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::counter::{self, Counter, Note, Outcome};
+use super::demand::{self, Demand, Month, MonthPeak, Window};
+use super::integrate::{self, Integrator};
+use super::ledger::{Day, Kind, Ledger};
+use super::tariff::Tariff;
+use crate::acquire::profile::Role;
+
+/// What accounting needs to know about a site.
+#[derive(Debug, Clone)]
+pub struct SiteSetup {
+    pub site: Arc<str>,
+    pub tariff: Arc<Tariff>,
+    pub capacity_kwh: f64,
+    pub rated_kw: f64,
+    /// Plausibility limit for the grid meter's counters.
+    pub max_grid_kw: f64,
+    /// Power is never integrated across a longer gap (3 poll intervals).
+    pub max_gap: SignedDuration,
+    pub battery_counters: bool,
+    pub import_counter: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reading {
+    /// A cumulative energy counter as read: raw register value, width, and mWh per count.
+    Counter {
+        raw: u64,
+        bits: u8,
+        mwh_per_raw: f64,
+    },
+    /// A plain value (kW, %); `None` when invalid or missing.
+    Value(Option<f64>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    pub at: Timestamp,
+    pub role: Role,
+    pub reading: Reading,
+}
+
+/// What survives a restart, committed together with the ledger so that counters
+/// resume from exactly the reading the ledger last booked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SiteState {
+    pub charge: Counter,
+    pub discharge: Counter,
+    pub aux: Counter,
+    pub import: Counter,
+    pub export: Counter,
+    pub battery: Integrator,
+    pub grid: Integrator,
+    /// Sub-milliwatt-hour remainders of integrated power, carried so they never drift.
+    pub residual_mwh: [f64; 3],
+    pub window: Option<Window>,
+}
+
+/// Counts of what the counter and integration policies caught.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Anomalies {
+    pub quarantined: u64,
+    pub resets: u64,
+    pub rollovers: u64,
+    pub transients: u64,
+    pub gaps: u64,
+}
+
+#[derive(Debug)]
+pub struct SiteAccount {
+    pub setup: SiteSetup,
+    pub state: SiteState,
+    pub ledger: Ledger,
+    pub demand: Demand,
+    /// Latest value per role, with its time.
+    pub live: HashMap<Role, (Timestamp, f64)>,
+    pub anomalies: Anomalies,
+    /// Messages for the operator, drained by the caller (logged, published).
+    pub messages: Vec<String>,
+}
+
+impl SiteAccount {
+    pub fn new(
+        setup: SiteSetup,
+        state: SiteState,
+        days: BTreeMap<Date, Day>,
+        months: BTreeMap<Month, MonthPeak>,
+    ) -> Self {
+        let window = setup
+            .tariff
+            .demand
+            .as_ref()
+            .map(|d| d.window)
+            .unwrap_or(std::time::Duration::from_secs(900));
+        let demand = Demand::new(setup.tariff.tz.clone(), window, state.window, months);
+        SiteAccount {
+            ledger: Ledger::new(setup.tariff.clone(), days),
+            demand,
+            setup,
+            state,
+            live: HashMap::new(),
+            anomalies: Anomalies::default(),
+            messages: Vec::new(),
+        }
+    }
+
+    pub fn observe(&mut self, o: &Observation) {
+        match o.reading {
+            Reading::Counter {
+                raw,
+                bits,
+                mwh_per_raw,
+            } => {
+                let kwh = raw as f64 * mwh_per_raw / 1e6;
+                self.live.insert(o.role, (o.at, kwh));
+                self.counter(o.at, o.role, raw, bits, mwh_per_raw);
+            }
+            Reading::Value(v) => {
+                if let Some(v) = v {
+                    self.live.insert(o.role, (o.at, v));
+                }
+                match o.role {
+                    Role::BatteryPower if !self.setup.battery_counters => {
+                        self.integrate(o.at, v, true)
+                    }
+                    Role::GridPower if !self.setup.import_counter => self.integrate(o.at, v, false),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn counter(&mut self, at: Timestamp, role: Role, raw: u64, bits: u8, mwh_per_raw: f64) {
+        let s = &self.setup;
+        let (counter, max_kw) = match role {
+            Role::ChargeEnergyTotal if s.battery_counters => (&mut self.state.charge, s.rated_kw),
+            Role::DischargeEnergyTotal if s.battery_counters => {
+                (&mut self.state.discharge, s.rated_kw)
+            }
+            Role::AuxEnergyTotal => (&mut self.state.aux, s.rated_kw),
+            Role::GridImportEnergyTotal if s.import_counter => {
+                (&mut self.state.import, s.max_grid_kw)
+            }
+            Role::GridExportEnergyTotal => (&mut self.state.export, s.max_grid_kw),
+            _ => return,
+        };
+        let spec = counter::Spec {
+            bits,
+            mwh_per_raw,
+            max_kw,
+        };
+        let outcome = counter.observe(counter::Reading { raw, at }, &spec);
+        let note = match outcome {
+            Outcome::Booked {
+                from,
+                to,
+                mwh,
+                note,
+            } => {
+                match role {
+                    Role::ChargeEnergyTotal => {
+                        self.ledger.book(from, to, Kind::Charge, mwh);
+                        self.demand.add(from, to, demand::Flow::Charge, mwh);
+                    }
+                    Role::DischargeEnergyTotal => {
+                        self.ledger.book(from, to, Kind::Discharge, mwh);
+                        self.demand.add(from, to, demand::Flow::Discharge, mwh);
+                    }
+                    Role::AuxEnergyTotal => self.ledger.book(from, to, Kind::Aux, mwh),
+                    Role::GridImportEnergyTotal => {
+                        self.demand.add(from, to, demand::Flow::Import, mwh)
+                    }
+                    _ => {}
+                }
+                note
+            }
+            Outcome::Suspect(n) => Some(n),
+            Outcome::Baseline | Outcome::Ignored => None,
+        };
+        if let Some(n) = note {
+            self.note(at, role, &n);
+        }
+    }
+
+    fn note(&mut self, at: Timestamp, role: Role, n: &Note) {
+        let site = self.setup.site.clone();
+        let role = role.name();
+        let msg = match *n {
+            Note::Rollover => {
+                self.anomalies.rollovers += 1;
+                format!("site {site}: {role} counter rolled over at its register width; counted on")
+            }
+            Note::Reset { from_raw, to_raw } => {
+                self.anomalies.resets += 1;
+                format!("site {site}: {role} counter was reset ({from_raw} -> {to_raw}); energy between the last reading and the reset is not known")
+            }
+            Note::Quarantined { mwh, limit_mwh } => {
+                self.anomalies.quarantined += 1;
+                self.ledger.note_quarantine(at, mwh);
+                format!(
+                    "site {site}: {role} jumped {:.3} kWh, more than rated power allows ({:.3} kWh): quarantined, not booked",
+                    mwh as f64 / 1e6,
+                    limit_mwh as f64 / 1e6
+                )
+            }
+            Note::TransientIgnored { raw } => {
+                self.anomalies.transients += 1;
+                format!("site {site}: {role} read {raw} once and then continued from before: a glitch, ignored")
+            }
+            Note::Decrease { from_raw, to_raw } => {
+                format!("site {site}: {role} went down from {from_raw} to {to_raw}: a reset or a glitch; waiting for the next reading")
+            }
+        };
+        self.messages.push(msg);
+    }
+
+    fn integrate(&mut self, at: Timestamp, kw: Option<f64>, battery: bool) {
+        let gap = self.setup.max_gap;
+        let integrator: &mut Integrator = if battery {
+            &mut self.state.battery
+        } else {
+            &mut self.state.grid
+        };
+        match integrator.observe(at, kw, gap) {
+            integrate::Outcome::Flow(f) => {
+                if battery {
+                    let d = self.carry(0, f.positive_mwh);
+                    let c = self.carry(1, f.negative_mwh);
+                    self.ledger.book(f.from, f.to, Kind::Discharge, d);
+                    self.ledger.book(f.from, f.to, Kind::Charge, c);
+                    self.demand.add(f.from, f.to, demand::Flow::Discharge, d);
+                    self.demand.add(f.from, f.to, demand::Flow::Charge, c);
+                } else {
+                    let i = self.carry(2, f.positive_mwh);
+                    self.demand.add(f.from, f.to, demand::Flow::Import, i);
+                }
+            }
+            integrate::Outcome::Gap { from, to } => {
+                self.anomalies.gaps += 1;
+                if battery {
+                    self.ledger.note_gap(to);
+                }
+                let site = self.setup.site.clone();
+                self.messages.push(format!(
+                    "site {site}: no {} reading from {from} to {to}: energy over the gap is not booked",
+                    if battery { "battery power" } else { "grid power" }
+                ));
+            }
+            integrate::Outcome::Started | integrate::Outcome::Ignored => {}
+        }
+    }
+
+    fn carry(&mut self, slot: usize, mwh: f64) -> i64 {
+        let total = self.state.residual_mwh[slot] + mwh;
+        let whole = total.floor();
+        self.state.residual_mwh[slot] = total - whole;
+        whole as i64
+    }
+
+    /// Everything changed since the last call, for the store.
+    pub fn take_changes(&mut self) -> Changes {
+        self.state.window = self.demand.current;
+        Changes {
+            site: self.setup.site.clone(),
+            days: self.ledger.take_dirty(),
+            months: self.demand.take_dirty(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// One site's changes, committed in one transaction with the others.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    pub site: Arc<str>,
+    pub days: Vec<(Date, Day)>,
+    pub months: Vec<(Month, MonthPeak)>,
+    pub state: SiteState,
+}

@@ -1,0 +1,62 @@
+//! `bessmon report`: savings for a day, month, year or lifetime, from the
+//! ledger on disk (readable while the daemon runs).
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use super::{load_config, Failure, Outcome};
+use crate::account::report::{self, Period, Report};
+use crate::account::store;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub site: String,
+    /// YYYY-MM-DD, YYYY-MM, YYYY or lifetime.
+    #[arg(long, default_value = "lifetime")]
+    pub period: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+pub fn print(r: &Report, format: Format) {
+    match format {
+        Format::Table => print!("{}", r.to_table()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
+        Format::Csv => print!("{}", r.to_csv()),
+    }
+}
+
+pub fn run(a: Args) -> Outcome {
+    let period: Period = a
+        .period
+        .parse()
+        .map_err(|m| Failure::input(format!("--period: {m}")))?;
+    let v = load_config(a.config.as_ref())?;
+    let site = v.sites.iter().find(|s| *s.id == a.site).ok_or_else(|| {
+        Failure::input(format!("--site {}: no such site in {}", a.site, v.source))
+    })?;
+    let loaded = store::read_only(&v.config.daemon.state_dir, &a.site)
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let t = &site.tariff;
+    let r = report::build(
+        &a.site,
+        period,
+        &t.currency,
+        site.capacity_kwh,
+        t.demand.as_ref().map(|d| d.price_per_kw_month),
+        &loaded.days,
+        &loaded.months,
+    );
+    print(&r, a.format);
+    Ok(())
+}
