@@ -49,6 +49,11 @@ pub async fn run(
                 Some(s) => {
                     books.on_sample(&s);
                     availability.observe(&s, opts.log_every);
+                    if books.needs_commit() {
+                        if let Err(e) = tokio::task::block_in_place(|| books.commit()) {
+                            tracing::error!("cannot commit the ledger: {e}");
+                        }
+                    }
                 }
                 // Every poller has stopped: the last sample is in.
                 None => break,

@@ -125,6 +125,11 @@ impl Accountant {
         }
     }
 
+    /// True when a counter has a baseline the store does not have yet.
+    pub fn needs_commit(&self) -> bool {
+        self.sites.values().any(|a| a.baseline_pending)
+    }
+
     /// Writes what changed since the last commit, all sites in one transaction.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         let changes: Vec<_> = self.sites.values_mut().map(|a| a.take_changes()).collect();

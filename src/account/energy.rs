@@ -89,6 +89,9 @@ pub struct SiteAccount {
     pub anomalies: Anomalies,
     /// Messages for the operator, drained by the caller (logged, published).
     pub messages: Vec<String>,
+    /// A counter took its first reading: commit soon, or a crash before the next
+    /// commit would lose the energy counted from it.
+    pub baseline_pending: bool,
 }
 
 impl SiteAccount {
@@ -113,6 +116,7 @@ impl SiteAccount {
             live: HashMap::new(),
             anomalies: Anomalies::default(),
             messages: Vec::new(),
+            baseline_pending: false,
         }
     }
 
@@ -187,7 +191,11 @@ impl SiteAccount {
                 note
             }
             Outcome::Suspect(n) => Some(n),
-            Outcome::Baseline | Outcome::Ignored => None,
+            Outcome::Baseline => {
+                self.baseline_pending = true;
+                None
+            }
+            Outcome::Ignored => None,
         };
         if let Some(n) = note {
             self.note(at, role, &n);
@@ -271,6 +279,7 @@ impl SiteAccount {
 
     /// Everything changed since the last call, for the store.
     pub fn take_changes(&mut self) -> Changes {
+        self.baseline_pending = false;
         self.state.window = self.demand.current;
         Changes {
             site: self.setup.site.clone(),
