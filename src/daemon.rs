@@ -22,6 +22,8 @@ pub const COMMIT_EVERY: Duration = Duration::from_secs(10);
 pub struct Options {
     /// Log every device's readings every this many polls (0: never).
     pub log_every: u64,
+    /// Log each site's state and today's savings this often (real time).
+    pub summary_every: Option<Duration>,
 }
 
 pub async fn run(
@@ -32,7 +34,10 @@ pub async fn run(
 ) -> Result<(), StoreError> {
     let mut books = tokio::task::block_in_place(|| Accountant::open(v))?;
     let (tx, mut rx) = mpsc::channel::<Sample>(v.config.daemon.sample_queue);
-    let mut pollers = acquire::spawn(v.devices(), clock, tx, cancel.clone());
+    let mut pollers = acquire::spawn(v.devices(), clock.clone(), tx, cancel.clone());
+    let mut summary =
+        tokio::time::interval(opts.summary_every.unwrap_or(Duration::from_secs(3600)));
+    summary.tick().await;
     tracing::info!(
         "polling {} devices on {} sites ({} requests per poll); ledger in {}",
         v.devices().count(),
@@ -58,6 +63,11 @@ pub async fn run(
                 // Every poller has stopped: the last sample is in.
                 None => break,
             },
+            _ = summary.tick(), if opts.summary_every.is_some() => {
+                for line in books.summary(clock.now()) {
+                    tracing::info!("{line}");
+                }
+            }
             _ = commit.tick() => {
                 if let Err(e) = tokio::task::block_in_place(|| books.commit()) {
                     // Keep running: the books stay in memory and the next commit retries.

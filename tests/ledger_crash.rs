@@ -49,7 +49,12 @@ struct Daemon {
 }
 
 fn start_daemon(cfg: &TestConfig) -> Daemon {
-    let mut child = Command::new(bin()).args(["run", "-c"]).arg(&cfg.path).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", "-c"])
+        .arg(&cfg.path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -57,11 +62,17 @@ fn start_daemon(cfg: &TestConfig) -> Daemon {
             let _ = tx.send(line);
         }
     });
-    let d = Daemon { proc: Proc(child), online: rx };
+    let d = Daemon {
+        proc: Proc(child),
+        online: rx,
+    };
     // Polling: all three devices answered.
     let mut online = 0;
     while online < 3 {
-        let line = d.online.recv_timeout(Duration::from_secs(30)).expect("daemon logs");
+        let line = d
+            .online
+            .recv_timeout(Duration::from_secs(30))
+            .expect("daemon logs");
         if line.contains(" online") {
             online += 1;
         }
@@ -83,7 +94,11 @@ fn lifetime(cfg: &TestConfig) -> serde_json::Value {
         .args(["--site", "lab", "--period", "lifetime", "--format", "json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -99,16 +114,29 @@ fn sigkill_and_restart_lose_and_double_count_nothing() {
     let local = Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap());
     let minute = local.hour() as u32 * 60 + local.minute() as u32;
     let params = || SiteParams {
-        schedule: Schedule { charge: vec![(0, (minute + 30).min(1440))], discharge: vec![] },
+        schedule: Schedule {
+            charge: vec![(0, (minute + 30).min(1440))],
+            discharge: vec![],
+        },
         ..SiteParams::standard(0)
     };
     let cancel = CancellationToken::new();
     let simulator = rt
-        .block_on(sim::start(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, vec![params(), params()], clock.clone(), cancel.clone()))
+        .block_on(sim::start(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            0,
+            vec![params(), params()],
+            clock.clone(),
+            cancel.clone(),
+        ))
         .unwrap();
     let (sa, sb) = (simulator.sites[0].clone(), simulator.sites[1].clone());
     let start_wh = sa.site.lock().unwrap().state.charge_wh;
-    assert_eq!(start_wh, sb.site.lock().unwrap().state.charge_wh, "two identical sites");
+    assert_eq!(
+        start_wh,
+        sb.site.lock().unwrap().state.charge_wh,
+        "two identical sites"
+    );
 
     let config = |port: u16| {
         let t = format!("{{ type = \"tcp\", host = \"127.0.0.1\", port = {port} }}");
@@ -116,16 +144,21 @@ fn sigkill_and_restart_lose_and_double_count_nothing() {
             .iter()
             .map(|(id, u)| device_toml(id, &format!("bessmon-sim-{id}"), *u, "500ms", &t))
             .collect();
-        TestConfig::new(&site_toml("200ms", &devices).replace("capacity_kwh = 100\nrated_power_kw = 50", "capacity_kwh = 2000\nrated_power_kw = 1000"))
+        TestConfig::new(&sized_site_toml("200ms", 2000.0, 1000.0, &devices))
     };
-    let (cfg_a, cfg_b) = (config(simulator.addrs[0].port()), config(simulator.addrs[1].port()));
+    let (cfg_a, cfg_b) = (
+        config(simulator.addrs[0].port()),
+        config(simulator.addrs[1].port()),
+    );
     let a = start_daemon(&cfg_a);
     let b = start_daemon(&cfg_b);
 
     // Let the counters run; kill B without warning part-way, restart it, run on.
     clock.run();
     std::thread::sleep(Duration::from_secs(2));
-    let Daemon { proc: mut b_proc, .. } = b;
+    let Daemon {
+        proc: mut b_proc, ..
+    } = b;
     b_proc.0.kill().unwrap(); // SIGKILL
     b_proc.0.wait().unwrap();
     std::thread::sleep(Duration::from_secs(2));
@@ -137,7 +170,11 @@ fn sigkill_and_restart_lose_and_double_count_nothing() {
     wait_for_requests(&sa, 12);
     wait_for_requests(&sb, 12);
     for d in [&a, &b] {
-        assert!(Command::new("kill").args(["-TERM", &d.proc.0.id().to_string()]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-TERM", &d.proc.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
     }
     let (mut a, mut b) = (a, b);
     assert_eq!(a.proc.0.wait().unwrap().code(), Some(0));
@@ -145,14 +182,24 @@ fn sigkill_and_restart_lose_and_double_count_nothing() {
 
     // The registers hold whole Wh; the two sites' physics agree to far better than that.
     let end_wh = sa.site.lock().unwrap().state.charge_wh;
-    assert_eq!(end_wh.floor(), sb.site.lock().unwrap().state.charge_wh.floor());
+    assert_eq!(
+        end_wh.floor(),
+        sb.site.lock().unwrap().state.charge_wh.floor()
+    );
     let (ra, rb) = (lifetime(&cfg_a), lifetime(&cfg_b));
     let (ca, cb) = (mwh(&ra, "charge_kwh"), mwh(&rb, "charge_kwh"));
-    assert_eq!(ca, cb, "interrupted and uninterrupted ledgers agree to the mWh");
+    assert_eq!(
+        ca, cb,
+        "interrupted and uninterrupted ledgers agree to the mWh"
+    );
     assert_eq!(mwh(&ra, "discharge_kwh"), mwh(&rb, "discharge_kwh"));
     // And both equal what the counters moved (whole Wh as the registers show them).
     let moved_wh = end_wh.floor() as i64 - start_wh.floor() as i64;
-    assert_eq!(ca, moved_wh * 1000, "ledger {ca} mWh vs counters {moved_wh} Wh");
+    assert_eq!(
+        ca,
+        moved_wh * 1000,
+        "ledger {ca} mWh vs counters {moved_wh} Wh"
+    );
     assert!(moved_wh > 500, "the test moved real energy: {moved_wh} Wh");
     cancel.cancel();
 }

@@ -130,6 +130,38 @@ impl Accountant {
         self.sites.values().any(|a| a.baseline_pending)
     }
 
+    /// One line per site: SOC, power, current band, and today's savings so far.
+    pub fn summary(&mut self, now: jiff::Timestamp) -> Vec<String> {
+        let mut accounts: Vec<&mut SiteAccount> = self.sites.values_mut().collect();
+        accounts.sort_by(|a, b| a.setup.site.cmp(&b.setup.site));
+        accounts
+            .into_iter()
+            .map(|a| {
+                let t = a.setup.tariff.clone();
+                let (seg, until, _) = t.next_change(now);
+                let today = super::report::Period::Day(seg.date);
+                a.ledger.flush();
+                let r = super::report::build(&a.setup.site, today, &t.currency, a.setup.capacity_kwh, None, &a.ledger.days, &a.demand.months);
+                let live = |role| a.live.get(&role).map(|(_, v)| *v);
+                let fmt = |v: Option<f64>, unit: &str| v.map(|x| format!("{x:.1} {unit}")).unwrap_or_else(|| "-".into());
+                format!(
+                    "site {}: SOC {}, battery {}, band {} at {} {}/kWh until {}; today charged {:.1} kWh, discharged {:.1} kWh, saved {:.2} {}",
+                    a.setup.site,
+                    fmt(live(Role::Soc), "%"),
+                    fmt(live(Role::BatteryPower), "kW"),
+                    t.bands[seg.band as usize],
+                    seg.price,
+                    t.currency,
+                    until.to_zoned(t.tz.clone()).strftime("%H:%M"),
+                    r.total.charge_kwh,
+                    r.total.discharge_kwh,
+                    r.total.savings,
+                    t.currency
+                )
+            })
+            .collect()
+    }
+
     /// Writes what changed since the last commit, all sites in one transaction.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         let changes: Vec<_> = self.sites.values_mut().map(|a| a.take_changes()).collect();

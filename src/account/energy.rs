@@ -298,3 +298,182 @@ pub struct Changes {
     pub months: Vec<(Month, MonthPeak)>,
     pub state: SiteState,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::report::{self, Period};
+    use crate::account::tariff::TariffCatalog;
+
+    fn setup(battery_counters: bool, import_counter: bool) -> SiteSetup {
+        SiteSetup {
+            site: "t".into(),
+            tariff: TariffCatalog::new(&[])
+                .load("cn-chongqing-ci-2025-02")
+                .unwrap()
+                .unwrap(),
+            capacity_kwh: 2000.0,
+            rated_kw: 1000.0,
+            max_grid_kw: 4000.0,
+            max_gap: SignedDuration::from_secs(3),
+            battery_counters,
+            import_counter,
+        }
+    }
+
+    fn local(s: &str) -> Timestamp {
+        s.parse::<jiff::civil::DateTime>()
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
+            .unwrap()
+            .timestamp()
+    }
+
+    fn value(at: Timestamp, role: Role, v: Option<f64>) -> Observation {
+        Observation {
+            at,
+            role,
+            reading: Reading::Value(v),
+        }
+    }
+
+    fn counter(at: Timestamp, role: Role, kwh: f64) -> Observation {
+        Observation {
+            at,
+            role,
+            reading: Reading::Counter {
+                raw: (kwh * 1000.0).round() as u64,
+                bits: 32,
+                mwh_per_raw: 1000.0,
+            },
+        }
+    }
+
+    fn totals(acc: &mut SiteAccount, p: &str) -> report::Report {
+        acc.ledger.flush();
+        report::build(
+            "t",
+            p.parse::<Period>().unwrap(),
+            "CNY",
+            2000.0,
+            Some(30.0),
+            &acc.ledger.days,
+            &acc.demand.months,
+        )
+    }
+
+    #[test]
+    fn power_is_integrated_when_there_are_no_counters() {
+        let mut acc = SiteAccount::new(
+            setup(false, false),
+            SiteState::default(),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        );
+        let t0 = local("2025-03-10T02:00");
+        // An hour charging at 360 kW (one reading a second), then an hour discharging at 720 kW at the peak.
+        for s in 0..=3600 {
+            acc.observe(&value(
+                t0 + SignedDuration::from_secs(s),
+                Role::BatteryPower,
+                Some(-360.0),
+            ));
+        }
+        let t1 = local("2025-03-10T12:00");
+        for s in 0..=3600 {
+            acc.observe(&value(
+                t1 + SignedDuration::from_secs(s),
+                Role::BatteryPower,
+                Some(720.0),
+            ));
+        }
+        let r = totals(&mut acc, "2025-03-10");
+        assert!(
+            (r.bands["valley"].charge_kwh - 360.0).abs() < 1e-6,
+            "{:?}",
+            r.bands
+        );
+        assert!((r.bands["peak"].discharge_kwh - 720.0).abs() < 1e-6);
+        // The ten hours between the two runs are a gap: reported, nothing booked.
+        assert_eq!(r.integration_gaps, 1);
+        assert_eq!(acc.anomalies.gaps, 1);
+        assert!((r.total.savings - (720.0 * 1.133067 - 360.0 * 0.379188)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn an_invalid_power_reading_is_not_interpolated_through() {
+        let mut acc = SiteAccount::new(
+            setup(false, false),
+            SiteState::default(),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        );
+        let t0 = local("2025-03-10T02:00");
+        let at = |s| t0 + SignedDuration::from_secs(s);
+        acc.observe(&value(at(0), Role::BatteryPower, Some(-3600.0)));
+        acc.observe(&value(at(1), Role::BatteryPower, Some(-3600.0))); // 1 kWh
+        acc.observe(&value(at(2), Role::BatteryPower, None)); // invalid: chain broken
+        acc.observe(&value(at(3), Role::BatteryPower, Some(-3600.0)));
+        acc.observe(&value(at(4), Role::BatteryPower, Some(-3600.0))); // 1 kWh
+        let r = totals(&mut acc, "2025-03-10");
+        assert!(
+            (r.total.charge_kwh - 2.0).abs() < 1e-9,
+            "{}",
+            r.total.charge_kwh
+        );
+    }
+
+    #[test]
+    fn auxiliary_consumption_is_priced_by_band() {
+        let mut acc = SiteAccount::new(
+            setup(true, false),
+            SiteState::default(),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        );
+        let t0 = local("2025-03-10T12:00");
+        acc.observe(&counter(t0, Role::AuxEnergyTotal, 100.0));
+        acc.observe(&counter(
+            t0 + SignedDuration::from_mins(10),
+            Role::AuxEnergyTotal,
+            105.0,
+        ));
+        let r = totals(&mut acc, "2025-03");
+        assert!((r.total.aux_kwh - 5.0).abs() < 1e-9);
+        assert!((r.total.aux_cost - 5.0 * 1.133067).abs() < 1e-9);
+        assert!((r.net_savings - (r.total.savings - r.total.aux_cost)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn demand_from_the_import_counter_with_the_battery_shaving() {
+        let mut acc = SiteAccount::new(
+            setup(true, true),
+            SiteState::default(),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        );
+        let t0 = local("2025-07-01T14:00");
+        let (mut imp, mut dis) = (0.0, 0.0);
+        // Two windows: 15 min of 1,200 kW import with the battery idle, then 15 min of
+        // 700 kW import while it discharges 900 kW (the site needed 1,600 kW).
+        for m in 0..=45 {
+            let at = t0 + SignedDuration::from_mins(m);
+            acc.observe(&counter(at, Role::GridImportEnergyTotal, imp));
+            acc.observe(&counter(at, Role::ChargeEnergyTotal, 0.0));
+            acc.observe(&counter(at, Role::DischargeEnergyTotal, dis));
+            match m {
+                0..15 => imp += 1200.0 / 60.0,
+                15..30 => {
+                    imp += 700.0 / 60.0;
+                    dis += 900.0 / 60.0;
+                }
+                _ => imp += 100.0 / 60.0,
+            }
+        }
+        let r = totals(&mut acc, "2025-07");
+        let d = &r.demand[0];
+        assert!((d.max_kw - 1200.0).abs() < 1e-6, "{d:?}");
+        assert!((d.baseline_max_kw - 1600.0).abs() < 1e-6, "{d:?}");
+        assert!((r.demand_savings - 400.0 * 30.0).abs() < 1e-6);
+    }
+}

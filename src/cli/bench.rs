@@ -26,6 +26,12 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum What {
+    /// Replay a year of 1 s samples for one site through the accounting engine.
+    Replay {
+        /// Seconds of history (default: the 31,536,000 of 2025).
+        #[arg(long, default_value_t = 365 * 86400)]
+        seconds: u64,
+    },
     /// Poll N simulated sites (3 devices each) at a series of intervals.
     Poll {
         #[arg(long, default_value_t = 1000)]
@@ -76,11 +82,109 @@ fn status_kib(field: &str) -> u64 {
 }
 
 pub fn run(a: Args) -> Outcome {
-    let What::Poll {
-        sites,
-        seconds,
-        intervals,
-    } = a.what;
+    match a.what {
+        What::Poll {
+            sites,
+            seconds,
+            intervals,
+        } => poll(sites, seconds, intervals),
+        What::Replay { seconds } => {
+            replay(seconds);
+            Ok(())
+        }
+    }
+}
+
+/// The oracle's two cycles a day as PCS counters in whole Wh, one sample a second.
+fn replay(seconds: u64) {
+    use crate::account::energy::{Observation, Reading, SiteAccount, SiteSetup};
+    use crate::account::tariff::TariffCatalog;
+    use crate::acquire::profile::Role;
+    use jiff::SignedDuration;
+    let tariff = TariffCatalog::new(&[])
+        .load("cn-chongqing-ci-2025-02")
+        .and_then(Result::ok)
+        .expect("bundled tariff");
+    let setup = SiteSetup {
+        site: "bench".into(),
+        tariff,
+        capacity_kwh: 2000.0,
+        rated_kw: 1000.0,
+        max_grid_kw: 4000.0,
+        max_gap: SignedDuration::from_secs(3),
+        battery_counters: true,
+        import_counter: false,
+    };
+    let mut acc = SiteAccount::new(
+        setup,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    );
+    let start: jiff::Timestamp = "2024-12-31T16:00:00Z".parse().expect("literal");
+    let (mut c, mut d) = (0.0f64, 0.0f64);
+    let (inn, out) = (2000.0e3 / 0.9, 2000.0e3); // Wh
+                                                 // Cycle 1 discharges in the critical band (12:00-14:00) in Jan, Jul, Aug and Dec.
+    let first: jiff::civil::Date = "2025-01-01".parse().expect("literal");
+    let critical: Vec<bool> = (0..=seconds / 86400)
+        .map(|d| {
+            let date = first
+                .checked_add(jiff::Span::new().days(d as i64))
+                .unwrap_or(first);
+            matches!(date.month(), 1 | 7 | 8 | 12)
+        })
+        .collect();
+    let started = Instant::now();
+    for i in 0..seconds {
+        let at = start + SignedDuration::from_secs(i as i64);
+        let m = (i / 60) % 1440;
+        let shift = if critical[(i / 86400) as usize] {
+            60
+        } else {
+            0
+        };
+        for (role, wh) in [
+            (Role::ChargeEnergyTotal, c),
+            (Role::DischargeEnergyTotal, d),
+        ] {
+            let reading = Reading::Counter {
+                raw: wh as u64 & 0xFFFF_FFFF,
+                bits: 32,
+                mwh_per_raw: 1000.0,
+            };
+            acc.observe(&Observation { at, role, reading });
+        }
+        match m {
+            0..480 => c += inn / 28_800.0,
+            m if (660 + shift..780 + shift).contains(&m) || (1200..1320).contains(&m) => {
+                d += out / 7_200.0
+            }
+            1020..1200 => c += inn / 10_800.0,
+            _ => {}
+        }
+    }
+    let el = started.elapsed().as_secs_f64();
+    acc.ledger.flush();
+    let r = crate::account::report::build(
+        "bench",
+        crate::account::report::Period::Lifetime,
+        "CNY",
+        2000.0,
+        None,
+        &acc.ledger.days,
+        &acc.demand.months,
+    );
+    println!("| samples (1 s, 2 counters each) | seconds | samples/s | savings CNY | days |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {seconds} | {el:.2} | {:.0} | {:.2} | {} |",
+        seconds as f64 / el,
+        r.total.savings,
+        r.days
+    );
+}
+
+fn poll(sites: usize, seconds: u64, intervals: Vec<String>) -> Outcome {
     let intervals: Vec<Duration> = intervals
         .iter()
         .map(|s| parse_duration(s).map_err(|m| Failure::input(format!("--intervals: {m}"))))
@@ -143,7 +247,7 @@ async fn stage(
     sim_pid: &str,
 ) -> Result<String, Failure> {
     let dir = std::env::temp_dir();
-    let mut toml = crate::cli::demo::demo_config(addrs, &dir);
+    let mut toml = crate::cli::demo::demo_config(addrs, &crate::cli::demo::DEMO_TARIFFS, &dir);
     toml = toml.replace(
         "poll_interval = \"1s\"",
         &format!("poll_interval = \"{}ms\"", interval.as_millis()),

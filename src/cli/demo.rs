@@ -20,20 +20,52 @@ pub struct Args {
     /// Number of simulated sites.
     #[arg(long, default_value_t = 3)]
     pub sites: usize,
-    /// Log every device's readings every this many polls.
-    #[arg(long, default_value_t = 10)]
+    /// Log every device's readings every this many polls (0: never).
+    #[arg(long, default_value_t = 0)]
     pub log_every: u64,
 }
 
 /// The demo's config: `sites` simulated sites whose PCS, BMS and meter sit at `addrs`.
-pub fn demo_config(addrs: &[std::net::SocketAddr], state_dir: &std::path::Path) -> String {
+/// The demo's sites take these tariffs in turn, one per province.
+pub const DEMO_TARIFFS: [&str; 3] = [
+    "cn-chongqing-ci-2025-02",
+    "cn-zhejiang-ci-2024",
+    "cn-guangdong-ci-2021",
+];
+
+/// Simulated sites whose schedules follow `tariffs` (cycled).
+pub fn sim_params(n: usize, tariffs: &[&str]) -> Vec<SiteParams> {
+    let catalog = crate::account::tariff::TariffCatalog::new(&[]);
+    (0..n)
+        .map(|k| {
+            let t = catalog
+                .load(tariffs[k % tariffs.len()])
+                .and_then(Result::ok);
+            SiteParams {
+                tz: t
+                    .as_ref()
+                    .map(|t| t.tz.clone())
+                    .unwrap_or(jiff::tz::TimeZone::UTC),
+                tariff: t,
+                ..SiteParams::standard(k)
+            }
+        })
+        .collect()
+}
+
+pub fn demo_config(
+    addrs: &[std::net::SocketAddr],
+    tariffs: &[&str],
+    state_dir: &std::path::Path,
+) -> String {
     let mut t = format!(
         "[daemon]\ninstance = \"bessmon-demo\"\nstate_dir = {:?}\nprofile_dirs = []\ntariff_dirs = []\n",
         state_dir.display().to_string()
     );
     for (k, a) in addrs.iter().enumerate() {
         t.push_str(&format!(
-            "\n[[sites]]\nid = \"demo-{k}\"\nname = \"Demo site {k}, 1 MW / 2 MWh\"\ntariff = \"cn-chongqing-ci-2025-02\"\ncapacity_kwh = 2000\nrated_power_kw = 1000\npoll_interval = \"1s\"\n"
+            "\n[[sites]]\nid = \"demo-{k}\"\nname = \"Demo site {k}, 1 MW / 2 MWh\"\ntariff = \"{}\"\ncapacity_kwh = 2000\nrated_power_kw = 1000\npoll_interval = \"1s\"\n",
+            tariffs[k % tariffs.len()]
         ));
         for (id, unit) in [("pcs", 1), ("bms", 2), ("meter", 3)] {
             t.push_str(&format!(
@@ -56,7 +88,7 @@ pub async fn run(a: Args) -> Outcome {
     let cancel = CancellationToken::new();
     crate::shutdown::cancel_on_signal(cancel.clone());
     let clock: SharedClock = Arc::new(ScaledClock::new(Timestamp::now(), a.speed));
-    let params = (0..a.sites).map(SiteParams::standard).collect();
+    let params = sim_params(a.sites, &DEMO_TARIFFS);
     let simulator = sim::start(
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         0,
@@ -69,7 +101,7 @@ pub async fn run(a: Args) -> Outcome {
     let state = std::env::temp_dir().join(format!("bessmon-demo-{}", std::process::id()));
     let source = ConfigSource::Inline {
         name: "<demo>".into(),
-        toml: demo_config(&simulator.addrs, &state),
+        toml: demo_config(&simulator.addrs, &DEMO_TARIFFS, &state),
     };
     let cfg = load(&source).map_err(|e| Failure::runtime(format!("demo config: {e}")))?;
     let v = validate(&source.name(), cfg).map_err(|errs| Failure {
@@ -86,6 +118,7 @@ pub async fn run(a: Args) -> Outcome {
     println!("Ctrl-C stops.");
     let opts = crate::daemon::Options {
         log_every: a.log_every,
+        summary_every: Some(std::time::Duration::from_secs(5)),
     };
     crate::daemon::run(&v, clock, cancel, opts)
         .await

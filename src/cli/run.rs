@@ -19,7 +19,11 @@ pub async fn run(a: Args) -> Outcome {
     let cancel = CancellationToken::new();
     crate::shutdown::cancel_on_signal(cancel.clone());
     let clock: SharedClock = Arc::new(SystemClock);
-    crate::daemon::run(&v, clock, cancel, crate::daemon::Options::default())
+    let opts = crate::daemon::Options {
+        log_every: 0,
+        summary_every: Some(std::time::Duration::from_secs(60)),
+    };
+    crate::daemon::run(&v, clock, cancel, opts)
         .await
         .map_err(|e| Failure::runtime(e.to_string()))
 }

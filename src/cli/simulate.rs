@@ -24,6 +24,9 @@ pub struct Args {
     /// Simulated start time (RFC 3339); default now.
     #[arg(long)]
     pub start: Option<Timestamp>,
+    /// Tariffs whose bands the sites' schedules follow (ids, given to sites in turn).
+    #[arg(long, value_delimiter = ',', default_value = "cn-chongqing-ci-2025-02")]
+    pub tariff: Vec<String>,
     /// Start every energy counter at this many Wh (exercise 32-bit wrap-around).
     #[arg(long, default_value_t = 0)]
     pub counter_offset_wh: u64,
@@ -65,10 +68,29 @@ pub async fn run(a: Args) -> Outcome {
         a.start.unwrap_or_else(Timestamp::now),
         a.speed,
     ));
-    let params = (0..a.sites)
-        .map(|k| SiteParams {
+    let catalog = crate::account::tariff::TariffCatalog::new(&[]);
+    for t in &a.tariff {
+        match catalog.load(t) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                return Err(Failure {
+                    code: 1,
+                    lines: e.iter().map(|x| x.to_string()).collect(),
+                })
+            }
+            None => {
+                return Err(Failure::input(format!(
+                    "--tariff {t}: no bundled tariff has that id"
+                )))
+            }
+        }
+    }
+    let ids: Vec<&str> = a.tariff.iter().map(String::as_str).collect();
+    let params = super::demo::sim_params(a.sites, &ids)
+        .into_iter()
+        .map(|p| SiteParams {
             counter_offset_wh: a.counter_offset_wh,
-            ..SiteParams::standard(k)
+            ..p
         })
         .collect();
     let sim = sim::start(

@@ -2,14 +2,64 @@
 //! schedule within its SOC limits, a factory load, and the grid meter between
 //! them. Conservation holds at every step: meter import - export = load +
 //! charge - discharge; counters only grow (until their register wraps).
+use std::sync::Arc;
+
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
+
+use crate::account::tariff::Tariff;
 
 /// Windows in local minutes of the day, `[start, end)`.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub charge: Vec<(u32, u32)>,
     pub discharge: Vec<(u32, u32)>,
+}
+
+impl Schedule {
+    /// Arbitrage on a tariff day: charge in the cheapest band, discharge in the
+    /// dearest ones (peak and critical), and top up in a cheaper band that lies
+    /// between two discharge windows (Chongqing's 17:00-20:00 flat, Zhejiang's
+    /// midday valley). A day with one price has nothing to arbitrage.
+    pub fn for_day(t: &Tariff, date: Date) -> Schedule {
+        let (spans, _) = t.day(date);
+        let lo = spans.iter().map(|s| s.3).fold(f64::INFINITY, f64::min);
+        let hi = spans.iter().map(|s| s.3).fold(f64::NEG_INFINITY, f64::max);
+        let mut s = Schedule {
+            charge: vec![],
+            discharge: vec![],
+        };
+        if hi - lo < 1e-9 {
+            return s;
+        }
+        // "Dear": the top price, and the next level when it is close to it (peak
+        // under a critical peak is within about 20 %; flat under peak is not).
+        let mut levels: Vec<f64> = spans.iter().map(|s| s.3).collect();
+        levels.sort_by(|a, b| b.total_cmp(a));
+        levels.dedup();
+        let dear = match levels[..] {
+            [top, next, ..] if next >= 0.79 * top => next,
+            [top, ..] => top,
+            [] => return s,
+        };
+        let is_dear = |p: f64| p >= dear - 1e-9;
+        for (i, &(start, end, _, price)) in spans.iter().enumerate() {
+            let w = (start as u32, end as u32);
+            if is_dear(price) {
+                s.discharge.push(w);
+            } else if price <= lo + 1e-9 {
+                s.charge.push(w);
+            } else {
+                let before = spans[..i].iter().any(|x| is_dear(x.3));
+                let after = spans[i + 1..].iter().any(|x| is_dear(x.3));
+                if before && after {
+                    s.charge.push(w);
+                }
+            }
+        }
+        s
+    }
 }
 
 impl Default for Schedule {
@@ -33,6 +83,8 @@ pub struct SiteParams {
     pub soc_max: f64,
     pub tz: TimeZone,
     pub schedule: Schedule,
+    /// When set, the schedule follows this tariff's bands day by day.
+    pub tariff: Option<Arc<Tariff>>,
     pub serial: String,
     /// Added to every counter at start, to exercise register wrap-around.
     pub counter_offset_wh: u64,
@@ -48,6 +100,7 @@ impl SiteParams {
             soc_max: 0.95,
             tz: TimeZone::get("Asia/Shanghai").unwrap_or(TimeZone::UTC),
             schedule: Schedule::default(),
+            tariff: None,
             serial: format!("SIM{index:05}"),
             counter_offset_wh: 0,
         }
@@ -78,6 +131,8 @@ impl SiteState {
 pub struct Site {
     pub params: SiteParams,
     pub state: SiteState,
+    /// The local date `params.schedule` was derived for, when it follows a tariff.
+    schedule_date: Option<Date>,
 }
 
 /// Integration step: short enough that a window boundary is never overshot by much.
@@ -99,6 +154,7 @@ impl Site {
                 throughput_kwh: 0.0,
             },
             params,
+            schedule_date: None,
         };
         s.decide();
         s
@@ -121,6 +177,13 @@ impl Site {
     }
 
     fn decide(&mut self) {
+        if let Some(t) = &self.params.tariff {
+            let date = self.state.t.to_zoned(self.params.tz.clone()).date();
+            if self.schedule_date != Some(date) {
+                self.params.schedule = Schedule::for_day(t, date);
+                self.schedule_date = Some(date);
+            }
+        }
         let m = self.minute_of_day(self.state.t);
         self.state.load_kw = self.load_at(m);
         let p = &self.params;
@@ -186,6 +249,36 @@ impl Site {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_follow_the_tariff() {
+        let load = |id: &str| {
+            crate::account::tariff::TariffCatalog::new(&[])
+                .load(id)
+                .unwrap()
+                .unwrap()
+        };
+        let cq = load("cn-chongqing-ci-2025-02");
+        let s = Schedule::for_day(&cq, jiff::civil::date(2025, 3, 10));
+        assert_eq!(
+            s.charge,
+            vec![(0, 480), (1020, 1200)],
+            "valley, and the flat band between the two peaks"
+        );
+        assert_eq!(s.discharge, vec![(660, 1020), (1200, 1320)]);
+        let s = Schedule::for_day(&cq, jiff::civil::date(2025, 7, 10));
+        assert!(
+            s.discharge.contains(&(720, 840)),
+            "critical peak: {:?}",
+            s.discharge
+        );
+        let berlin = load("eu-berlin-two-rate-example");
+        let s = Schedule::for_day(&berlin, jiff::civil::date(2026, 3, 28));
+        assert!(
+            s.charge.is_empty() && s.discharge.is_empty(),
+            "one price all weekend: nothing to arbitrage"
+        );
+    }
 
     #[test]
     fn a_day_holds_the_physics() {

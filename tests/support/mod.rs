@@ -324,8 +324,13 @@ pub fn assert_all_types(s: &Sample) {
 }
 
 pub fn site_toml(poll: &str, devices: &str) -> String {
+    sized_site_toml(poll, 100.0, 50.0, devices)
+}
+
+/// A Chongqing site of the given size (plausibility limits follow rated power).
+pub fn sized_site_toml(poll: &str, capacity_kwh: f64, rated_kw: f64, devices: &str) -> String {
     format!(
-        "[[sites]]\nid = \"lab\"\ntariff = \"cn-chongqing-ci-2025-02\"\ncapacity_kwh = 100\nrated_power_kw = 50\npoll_interval = \"{poll}\"\nslow_every = 1\n{devices}"
+        "[[sites]]\nid = \"lab\"\ntariff = \"cn-chongqing-ci-2025-02\"\ncapacity_kwh = {capacity_kwh}\nrated_power_kw = {rated_kw}\npoll_interval = \"{poll}\"\nslow_every = 1\n{devices}"
     )
 }
 
