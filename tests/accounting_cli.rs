@@ -7,12 +7,12 @@ use std::process::Command;
 use support::*;
 
 fn sim_site(rated: f64) -> TestConfig {
-    let t = "{ type = \"tcp\", host = \"127.0.0.1\", port = 5020 }";
-    let devices: String = [("pcs", 1), ("bms", 2), ("meter", 3)]
-        .iter()
-        .map(|(id, u)| device_toml(id, &format!("bessmon-sim-{id}"), *u, "500ms", t))
-        .collect();
-    TestConfig::new(&sized_site_toml("1s", 2000.0, rated, &devices))
+    TestConfig::new(&sized_site_toml(
+        "1s",
+        2000.0,
+        rated,
+        &sim_devices(5020, "500ms"),
+    ))
 }
 
 /// One day of the oracle's two cycles (a critical-peak month), a reading a minute.
@@ -166,28 +166,17 @@ fn bad_input_is_named_and_exits_1() {
         "{err}"
     );
 
-    let out = Command::new(bin())
-        .args(["report", "-c"])
-        .arg(&cfg.path)
-        .args(["--site", "nowhere"])
-        .output()
-        .unwrap();
+    let out = cli_c("report", &cfg.path, &["--site", "nowhere"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--site nowhere"));
-    let out = Command::new(bin())
-        .args(["report", "-c"])
-        .arg(&cfg.path)
-        .args(["--site", "lab", "--period", "last-week"])
-        .output()
-        .unwrap();
+    let out = cli_c(
+        "report",
+        &cfg.path,
+        &["--site", "lab", "--period", "last-week"],
+    );
     assert_eq!(out.status.code(), Some(1));
     // No ledger yet: a runtime condition, said plainly.
-    let out = Command::new(bin())
-        .args(["report", "-c"])
-        .arg(&cfg.path)
-        .args(["--site", "lab"])
-        .output()
-        .unwrap();
+    let out = cli_c("report", &cfg.path, &["--site", "lab"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no ledger here yet"));
 }

@@ -6,22 +6,10 @@ use std::process::{Command, Stdio};
 
 use support::*;
 
-fn sim_devices(port: u16) -> String {
-    let t = format!("{{ type = \"tcp\", host = \"127.0.0.1\", port = {port} }}");
-    [("pcs", 1), ("bms", 2), ("meter", 3)]
-        .iter()
-        .map(|(id, u)| device_toml(id, &format!("bessmon-sim-{id}"), *u, "500ms", &t))
-        .collect()
-}
-
 #[test]
 fn check_accepts_a_valid_config_and_summarises_it() {
-    let cfg = TestConfig::new(&site_toml("1s", &sim_devices(5020)));
-    let out = Command::new(bin())
-        .args(["check", "-c"])
-        .arg(&cfg.path)
-        .output()
-        .unwrap();
+    let cfg = TestConfig::new(&site_toml("1s", &sim_devices(5020, "500ms")));
+    let out = cli_c("check", &cfg.path, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -68,11 +56,7 @@ type = "f32"
     )
     .replace("cn-chongqing-ci-2025-02", "no-such-tariff");
     let cfg = TestConfig::with_profile_dir(&body, profiles.path());
-    let out = Command::new(bin())
-        .args(["check", "-c"])
-        .arg(&cfg.path)
-        .output()
-        .unwrap();
+    let out = cli_c("check", &cfg.path, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = cfg.path.display().to_string();
@@ -113,7 +97,7 @@ type = "f32"
 
 #[test]
 fn environment_overrides_config_keys() {
-    let cfg = TestConfig::new(&site_toml("1s", &sim_devices(5020)));
+    let cfg = TestConfig::new(&site_toml("1s", &sim_devices(5020, "500ms")));
     let out = Command::new(bin())
         .args(["check", "-c"])
         .arg(&cfg.path)
@@ -140,20 +124,12 @@ fn unreadable_and_malformed_configs_are_input_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[daemon]\ninstance = \n").unwrap();
-    let out = Command::new(bin())
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = cli_c("check", &path, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&path.display().to_string()));
 
     std::fs::write(&path, "[daemon]\ninstanse = \"typo\"\n").unwrap();
-    let out = Command::new(bin())
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = cli_c("check", &path, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("instanse"),
@@ -163,12 +139,8 @@ fn unreadable_and_malformed_configs_are_input_errors() {
 
 #[test]
 fn plan_prints_each_request() {
-    let cfg = TestConfig::new(&site_toml("1s", &sim_devices(5020)));
-    let out = Command::new(bin())
-        .args(["plan", "-c"])
-        .arg(&cfg.path)
-        .output()
-        .unwrap();
+    let cfg = TestConfig::new(&site_toml("1s", &sim_devices(5020, "500ms")));
+    let out = cli_c("plan", &cfg.path, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("lab/")).collect();
@@ -207,7 +179,7 @@ fn run_stops_cleanly_on_sigterm() {
         .1
         .parse()
         .unwrap();
-    let cfg = TestConfig::new(&site_toml("200ms", &sim_devices(port)));
+    let cfg = TestConfig::new(&site_toml("200ms", &sim_devices(port, "500ms")));
     let mut run = Command::new(bin())
         .args(["--log-format", "json", "run", "-c"])
         .arg(&cfg.path)
@@ -247,11 +219,7 @@ fn run_stops_cleanly_on_sigterm() {
 #[test]
 fn bundled_example_config_passes_check() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/bessmon.example.toml");
-    let out = Command::new(bin())
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = cli_c("check", &path, &[]);
     assert!(
         out.status.success(),
         "{}",

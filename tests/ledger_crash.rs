@@ -88,12 +88,11 @@ fn wait_for_requests(site: &bessmon::sim::SimSite, more: u64) {
 }
 
 fn lifetime(cfg: &TestConfig) -> serde_json::Value {
-    let out = Command::new(bin())
-        .args(["report", "-c"])
-        .arg(&cfg.path)
-        .args(["--site", "lab", "--period", "lifetime", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = cli_c(
+        "report",
+        &cfg.path,
+        &["--site", "lab", "--period", "lifetime", "--format", "json"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -139,12 +138,12 @@ fn sigkill_and_restart_lose_and_double_count_nothing() {
     );
 
     let config = |port: u16| {
-        let t = format!("{{ type = \"tcp\", host = \"127.0.0.1\", port = {port} }}");
-        let devices: String = [("pcs", 1), ("bms", 2), ("meter", 3)]
-            .iter()
-            .map(|(id, u)| device_toml(id, &format!("bessmon-sim-{id}"), *u, "500ms", &t))
-            .collect();
-        TestConfig::new(&sized_site_toml("200ms", 2000.0, 1000.0, &devices))
+        TestConfig::new(&sized_site_toml(
+            "200ms",
+            2000.0,
+            1000.0,
+            &sim_devices(port, "500ms"),
+        ))
     };
     let (cfg_a, cfg_b) = (
         config(simulator.addrs[0].port()),

@@ -34,12 +34,7 @@ async fn simulator(clock: SharedClock) -> (sim::Simulator, CancellationToken) {
 }
 
 fn sim_site_toml(port: u16, poll: &str, timeout: &str) -> String {
-    let t = format!("{{ type = \"tcp\", host = \"127.0.0.1\", port = {port} }}");
-    let devices = [("pcs", 1), ("bms", 2), ("meter", 3)]
-        .iter()
-        .map(|(id, u)| device_toml(id, &format!("bessmon-sim-{id}"), *u, timeout, &t))
-        .collect::<String>();
-    site_toml(poll, &devices)
+    site_toml(poll, &sim_devices(port, timeout))
 }
 
 async fn mbpoll(port: u16, unit: u8, table: &str, count: u16) -> Vec<u16> {

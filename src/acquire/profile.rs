@@ -742,30 +742,12 @@ impl ProfileCatalog {
 
     /// The first matching source: `(path shown in errors, text)`.
     pub fn find(&self, id: &str) -> Option<(PathBuf, String)> {
-        if let Some(text) = crate::bundled::profile(id) {
-            return Some((
-                PathBuf::from(format!("<bundled>/profiles/{id}.toml")),
-                text.to_string(),
-            ));
-        }
-        self.dirs.iter().find_map(|d| {
-            let p = d.join(format!("{id}.toml"));
-            std::fs::read_to_string(&p).ok().map(|t| (p, t))
-        })
+        crate::bundled::find(crate::bundled::Kind::Profiles, id, &self.dirs)
     }
 
-    /// Ids under `dirs` that a bundled profile hides (the bundled set is searched first).
+    /// Files under `dirs` that a bundled profile hides (the bundled set is searched first).
     pub fn shadowed(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for d in &self.dirs {
-            for (id, _) in crate::bundled::PROFILES {
-                let p = d.join(format!("{id}.toml"));
-                if p.exists() {
-                    out.push(p);
-                }
-            }
-        }
-        out
+        crate::bundled::shadowed(crate::bundled::Kind::Profiles, &self.dirs)
     }
 
     pub fn load(&self, id: &str) -> Option<Result<Arc<Profile>, Vec<ValidationError>>> {

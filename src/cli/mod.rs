@@ -137,6 +137,21 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))
 }
 
+pub fn find_site<'a>(
+    v: &'a Validated,
+    id: &str,
+) -> Result<&'a crate::config::validate::SiteSpec, Failure> {
+    v.sites
+        .iter()
+        .find(|s| *s.id == *id)
+        .ok_or_else(|| Failure::input(format!("--site {id}: no such site in {}", v.source)))
+}
+
+pub fn parse_period(p: &str) -> Result<crate::account::report::Period, Failure> {
+    p.parse()
+        .map_err(|m| Failure::input(format!("--period: {m}")))
+}
+
 /// Loads and validates `-c`, printing warnings; errors become exit code 1.
 pub fn load_config(path: Option<&PathBuf>) -> Result<Validated, Failure> {
     let source = ConfigSource::from_arg(path.map(|p| p.as_path()));

@@ -5,7 +5,7 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use super::report::Format;
-use super::{load_config, Failure, Outcome};
+use super::{find_site, load_config, parse_period, Failure, Outcome};
 use crate::account::accountant::setup_for;
 use crate::account::energy::{SiteAccount, SiteSetup};
 use crate::account::replay::CsvHistory;
@@ -80,14 +80,9 @@ pub fn summarize(account: &mut SiteAccount, period: Period) -> Report {
 }
 
 pub fn run(a: Args) -> Outcome {
-    let period: Period = a
-        .period
-        .parse()
-        .map_err(|m| Failure::input(format!("--period: {m}")))?;
+    let period = parse_period(&a.period)?;
     let v = load_config(a.config.as_ref())?;
-    let site = v.sites.iter().find(|s| *s.id == a.site).ok_or_else(|| {
-        Failure::input(format!("--site {}: no such site in {}", a.site, v.source))
-    })?;
+    let site = find_site(&v, &a.site)?;
     let mut setup = setup_for(site);
     if let Some(t) = &a.tariff {
         setup.tariff = super::tariff::load(t)?;

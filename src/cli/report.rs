@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use super::{load_config, Failure, Outcome};
-use crate::account::report::{self, Period, Report};
+use super::{find_site, load_config, parse_period, Failure, Outcome};
+use crate::account::report::{self, Report};
 use crate::account::store;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -37,14 +37,9 @@ pub fn print(r: &Report, format: Format) {
 }
 
 pub fn run(a: Args) -> Outcome {
-    let period: Period = a
-        .period
-        .parse()
-        .map_err(|m| Failure::input(format!("--period: {m}")))?;
+    let period = parse_period(&a.period)?;
     let v = load_config(a.config.as_ref())?;
-    let site = v.sites.iter().find(|s| *s.id == a.site).ok_or_else(|| {
-        Failure::input(format!("--site {}: no such site in {}", a.site, v.source))
-    })?;
+    let site = find_site(&v, &a.site)?;
     let loaded = store::read_only(&v.config.daemon.state_dir, &a.site)
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let t = &site.tariff;

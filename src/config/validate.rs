@@ -347,11 +347,7 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
                     }
                 })
                 .clone();
-            if !crate::bundled::PROFILES
-                .iter()
-                .any(|(id, _)| *id == d.profile)
-                && catalog.find(&d.profile).is_none()
-            {
+            if catalog.find(&d.profile).is_none() {
                 e(
                     format!("{dk}.profile"),
                     format!(

@@ -339,3 +339,31 @@ pub fn device_toml(id: &str, profile: &str, unit: u8, timeout: &str, transport: 
         "\n[[sites.devices]]\nid = \"{id}\"\nprofile = \"{profile}\"\nunit = {unit}\ntimeout = \"{timeout}\"\ntransport = {transport}\n"
     )
 }
+
+/// The simulator's PCS, BMS and meter (units 1, 2, 3) on one TCP port.
+pub fn sim_devices(port: u16, timeout: &str) -> String {
+    let t = format!("{{ type = \"tcp\", host = \"127.0.0.1\", port = {port} }}");
+    [("pcs", 1), ("bms", 2), ("meter", 3)]
+        .iter()
+        .map(|(id, u)| device_toml(id, &format!("bessmon-sim-{id}"), *u, timeout, &t))
+        .collect()
+}
+
+/// `bessmon COMMAND -c CONFIG ARGS...`, waited for.
+pub fn cli_c(command: &str, config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg(command)
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run bessmon")
+}
+
+/// `bessmon ARGS...`, waited for.
+pub fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run bessmon")
+}

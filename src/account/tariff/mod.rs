@@ -542,16 +542,7 @@ impl TariffCatalog {
     }
 
     pub fn find(&self, id: &str) -> Option<(PathBuf, String)> {
-        if let Some(text) = crate::bundled::tariff(id) {
-            return Some((
-                PathBuf::from(format!("<bundled>/tariffs/{id}.toml")),
-                text.to_string(),
-            ));
-        }
-        self.dirs.iter().find_map(|d| {
-            let p = d.join(format!("{id}.toml"));
-            std::fs::read_to_string(&p).ok().map(|t| (p, t))
-        })
+        crate::bundled::find(crate::bundled::Kind::Tariffs, id, &self.dirs)
     }
 
     pub fn load(&self, id: &str) -> Option<Result<Arc<Tariff>, Vec<ValidationError>>> {
