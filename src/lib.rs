@@ -10,5 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod publish;
 pub mod shutdown;
 pub mod sim;
+pub mod spool;

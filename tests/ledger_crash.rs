@@ -2,11 +2,9 @@
 //! same energy, to the watt-hour, as one that ran through, over the same counters.
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,40 +41,10 @@ impl Freezable {
     }
 }
 
-struct Daemon {
-    proc: Proc,
-    online: mpsc::Receiver<String>,
-}
-
 fn start_daemon(cfg: &TestConfig) -> Daemon {
-    let mut child = Command::new(bin())
-        .args(["run", "-c"])
-        .arg(&cfg.path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let d = Daemon {
-        proc: Proc(child),
-        online: rx,
-    };
+    let d = Daemon::start(&cfg.path);
     // Polling: all three devices answered.
-    let mut online = 0;
-    while online < 3 {
-        let line = d
-            .online
-            .recv_timeout(Duration::from_secs(30))
-            .expect("daemon logs");
-        if line.contains(" online") {
-            online += 1;
-        }
-    }
+    d.wait_logs(&["lab/pcs online", "lab/bms online", "lab/meter online"]);
     d
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use jiff::SignedDuration;
 
 use super::energy::{Observation, Reading, SiteAccount, SiteSetup};
+use super::report::{self, Period, Report};
 use super::store::{Store, StoreError};
 use crate::acquire::decode::Value;
 use crate::acquire::profile::{Role, Sign};
@@ -160,6 +161,35 @@ impl Accountant {
                 )
             })
             .collect()
+    }
+
+    /// Today's, this month's and the lifetime savings of a site, as of `at` (local dates of its tariff).
+    pub fn savings_reports(
+        &mut self,
+        site: &str,
+        at: jiff::Timestamp,
+    ) -> Option<(Report, Report, Report)> {
+        let a = self.sites.get_mut(site)?;
+        a.ledger.flush();
+        let t = a.setup.tariff.clone();
+        let date = t.tz.to_datetime(at).date();
+        let demand = t.demand.as_ref().map(|d| d.price_per_kw_month);
+        let build = |p: Period| {
+            report::build(
+                &a.setup.site,
+                p,
+                &t.currency,
+                a.setup.capacity_kwh,
+                demand,
+                &a.ledger.days,
+                &a.demand.months,
+            )
+        };
+        Some((
+            build(Period::Day(date)),
+            build(Period::Month(date.year(), date.month())),
+            build(Period::Lifetime),
+        ))
     }
 
     /// Writes what changed since the last commit, all sites in one transaction.

@@ -70,6 +70,27 @@ pub struct Mqtt {
     pub client_key_file: Option<PathBuf>,
     #[serde(default = "default_qos")]
     pub qos: u8,
+    /// How often each site's savings are published (they also go out at every band change).
+    #[serde(default = "default_savings_interval")]
+    pub savings_interval: String,
+    pub homeassistant: Option<HomeAssistant>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeAssistant {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_discovery_prefix")]
+    pub discovery_prefix: String,
+}
+
+fn default_discovery_prefix() -> String {
+    "homeassistant".into()
+}
+
+fn default_savings_interval() -> String {
+    "10s".into()
 }
 
 fn default_mqtt_url() -> String {

@@ -164,6 +164,16 @@ impl TestConfig {
         TestConfig { dir, path }
     }
 
+    /// Replaces the config file, keeping the state directory (as an operator editing it would).
+    pub fn rewrite(&self, body: &str) {
+        let fresh = TestConfig::new(body);
+        let text = std::fs::read_to_string(&fresh.path).unwrap().replace(
+            &fresh.dir.path().join("state").display().to_string(),
+            &self.dir.path().join("state").display().to_string(),
+        );
+        std::fs::write(&self.path, text).unwrap();
+    }
+
     pub fn validated(&self) -> Validated {
         let source = ConfigSource::File(self.path.clone());
         let cfg = load(&source).unwrap_or_else(|e| panic!("{e}"));
@@ -366,4 +376,227 @@ pub fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run bessmon")
+}
+
+/// A free loopback port (bound and released; servers that cannot take port 0 get it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Blocks until something accepts TCP connections on `port`.
+pub fn wait_for_port(port: u16) {
+    for _ in 0..500 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on port {port} after 10 s");
+}
+
+/// A Mosquitto broker of the test's own, with persistence in a private dir.
+pub struct Mosquitto {
+    pub proc: Option<Proc>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+impl Mosquitto {
+    /// An anonymous plain listener on a loopback port.
+    pub fn start() -> Mosquitto {
+        Self::with_port(|port, _| format!("listener {port} 127.0.0.1\nallow_anonymous true"))
+    }
+
+    /// `conf(port, dir)` gives the listeners, TLS and auth part of the config.
+    pub fn with_port(extra_fn: impl Fn(u16, &Path) -> String) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        let extra = extra_fn(port, dir.path());
+        std::fs::write(
+            &conf,
+            // As root, mosquitto would drop to its own user and then could not read the
+            // test's private dir (persistence, keys); `user` is ignored when not root.
+            format!(
+                "user root\npersistence true\npersistence_location {}/\nlog_dest stderr\n{extra}\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut m = Mosquitto {
+            proc: None,
+            port,
+            dir,
+            conf,
+        };
+        m.resume();
+        m
+    }
+
+    /// Stops the broker cleanly (it saves its sessions).
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &p.0.id().to_string()])
+                .status();
+            let _ = p.0.wait();
+        }
+    }
+
+    pub fn resume(&mut self) {
+        let child = Command::new(require("mosquitto"))
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.proc = Some(Proc(child));
+        wait_for_port(self.port);
+    }
+}
+
+/// What a test subscriber received: (topic, payload, retained).
+pub type Received = Arc<std::sync::Mutex<Vec<(String, String, bool)>>>;
+
+/// A QoS 1 subscriber to `filter` with a persistent session; it reconnects after
+/// broker restarts. Messages collect in the returned list.
+pub fn subscribe(
+    port: u16,
+    client_id: &str,
+    filter: &str,
+    credentials: Option<(&str, &str)>,
+) -> (Received, tokio::runtime::Runtime) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let got: Received = Arc::default();
+    let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
+    o.set_clean_session(false);
+    o.set_keep_alive(Duration::from_secs(5));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    if let Some((u, p)) = credentials {
+        o.set_credentials(u, p);
+    }
+    let (client, mut el) = AsyncClient::new(o, 100);
+    let filter = filter.to_string();
+    let sink = got.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        let mut subscribed = false;
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    // A persistent session keeps the subscription; without one, subscribe again.
+                    if !subscribed || !ack.session_present {
+                        client
+                            .subscribe(filter.clone(), QoS::AtLeastOnce)
+                            .await
+                            .unwrap();
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    subscribed = true;
+                    let _ = ready_tx.send(());
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                    sink.lock()
+                        .unwrap()
+                        .push((p.topic.clone(), payload, p.retain));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("subscribed");
+    (got, rt)
+}
+
+/// Waits until `pred` holds for what was received (at most 60 s).
+pub fn wait_until(got: &Received, what: &str, pred: impl Fn(&[(String, String, bool)]) -> bool) {
+    for _ in 0..1200 {
+        if pred(&got.lock().unwrap()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let n = got.lock().unwrap().len();
+    panic!("timed out waiting for {what} ({n} messages received)");
+}
+
+/// A `bessmon run` child whose log lines are readable as they come.
+pub struct Daemon {
+    pub proc: Proc,
+    pub log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    pub fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(bin())
+            .args(["run", "-c"])
+            .arg(config)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Daemon {
+            proc: Proc(child),
+            log: rx,
+        }
+    }
+
+    /// Reads log lines until one contains `needle`; returns it.
+    pub fn wait_log(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no log line with `{needle}`"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Reads log lines until each of `needles` has appeared, in any order.
+    pub fn wait_logs(&self, needles: &[&str]) {
+        let mut left: Vec<&str> = needles.to_vec();
+        while !left.is_empty() {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no log lines with {left:?}"));
+            left.retain(|n| !line.contains(n));
+        }
+    }
+
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.proc.0.id().to_string()])
+            .status();
+        self.proc.0.wait().unwrap().code()
+    }
+
+    pub fn kill(&mut self) {
+        self.proc.0.kill().unwrap();
+        self.proc.0.wait().unwrap();
+    }
 }

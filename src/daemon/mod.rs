@@ -1,0 +1,161 @@
+//! The running daemon: acquisition feeding accounting, accounting feeding the
+//! spool, each sink draining its spool queue. One cancellation token stops it:
+//! pollers finish their current poll, the channel drains, the books and the
+//! spool are committed, then the sinks get a short grace period to deliver
+//! and say goodbye.
+mod announce;
+mod availability;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::account::accountant::Accountant;
+use crate::acquire::{self, Sample};
+use crate::clock::SharedClock;
+use crate::config::duration::parse_duration;
+use crate::config::validate::Validated;
+use crate::publish::mqtt::{MqttSink, Settings};
+use crate::publish::outbox::{Outbox, Sink};
+use crate::spool::{Limits, Spool};
+
+/// At least this often the ledger and counter state reach the disk.
+pub const COMMIT_EVERY: Duration = Duration::from_secs(10);
+/// How long produced messages may wait in memory before the spool has them.
+pub const SPOOL_EVERY: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Log every device's readings every this many polls (0: never).
+    pub log_every: u64,
+    /// Log each site's state and today's savings this often (real time).
+    pub summary_every: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] crate::account::store::StoreError),
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
+    #[error("{0}")]
+    Config(String),
+}
+
+pub async fn run(
+    v: &Validated,
+    clock: SharedClock,
+    cancel: CancellationToken,
+    opts: Options,
+) -> Result<(), DaemonError> {
+    let mut books = tokio::task::block_in_place(|| Accountant::open(v))?;
+    let daemon = &v.config.daemon;
+    let mut outbox_sinks = Vec::new();
+    let mut sinks = JoinSet::new();
+    let sinks_stop = CancellationToken::new();
+    let spool = if v.config.mqtt.is_some() {
+        let limits = Limits {
+            max_bytes: v.spool_max_bytes,
+            max_age: v.spool_max_age,
+        };
+        Some(Arc::new(tokio::task::block_in_place(|| {
+            Spool::open(&daemon.state_dir, limits)
+        })?))
+    } else {
+        None
+    };
+    let mut savings_every = Duration::from_secs(3600);
+    if let (Some(m), Some(spool)) = (&v.config.mqtt, &spool) {
+        let settings = Settings::from_config(m, &daemon.instance, &daemon.state_dir)
+            .map_err(DaemonError::Config)?;
+        savings_every = parse_duration(&m.savings_interval).unwrap_or(Duration::from_secs(10));
+        tracing::info!(
+            "publishing to MQTT at {}:{} under {}/",
+            settings.host,
+            settings.port,
+            settings.prefix
+        );
+        outbox_sinks.push(Sink::Mqtt {
+            prefix: settings.prefix.clone(),
+        });
+        sinks.spawn(MqttSink::new(settings, v, spool.clone()).run(sinks_stop.clone()));
+    }
+    let mut outbox = Outbox::new(outbox_sinks);
+
+    let (tx, mut rx) = mpsc::channel::<Sample>(daemon.sample_queue);
+    let mut pollers = acquire::spawn(v.devices(), clock.clone(), tx, cancel.clone());
+    tracing::info!(
+        "polling {} devices on {} sites ({} requests per poll); ledger in {}",
+        v.devices().count(),
+        v.sites.len(),
+        v.requests_per_poll(),
+        daemon.state_dir.display()
+    );
+    let mut announcer = announce::Announcer::default();
+    let mut availability = availability::Availability::default();
+    let mut events = Vec::new();
+    let mut commit = tokio::time::interval(COMMIT_EVERY);
+    commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut to_spool = tokio::time::interval(SPOOL_EVERY);
+    let mut savings = tokio::time::interval(savings_every);
+    savings.tick().await;
+    let mut summary =
+        tokio::time::interval(opts.summary_every.unwrap_or(Duration::from_secs(3600)));
+    summary.tick().await;
+    loop {
+        tokio::select! {
+            s = rx.recv() => match s {
+                Some(s) => {
+                    books.on_sample(&s);
+                    availability.observe(&s, opts.log_every);
+                    if outbox.is_enabled() {
+                        announcer.on_sample(&s, &mut books, &mut events);
+                        events.drain(..).for_each(|e| outbox.push(&e));
+                    }
+                    if books.needs_commit() {
+                        commit_books(&mut books);
+                    }
+                }
+                // Every poller has stopped: the last sample is in.
+                None => break,
+            },
+            _ = to_spool.tick(), if !outbox.is_empty() => flush(&mut outbox, spool.as_deref()),
+            _ = savings.tick(), if outbox.is_enabled() => {
+                announcer.all_savings(&mut books, clock.now(), &mut events);
+                events.drain(..).for_each(|e| outbox.push(&e));
+            }
+            _ = summary.tick(), if opts.summary_every.is_some() => {
+                for line in books.summary(clock.now()) {
+                    tracing::info!("{line}");
+                }
+            }
+            _ = commit.tick() => commit_books(&mut books),
+        }
+    }
+    while pollers.join_next().await.is_some() {}
+    flush(&mut outbox, spool.as_deref());
+    tokio::task::block_in_place(|| books.commit())?;
+    tracing::info!("ledger and spool committed");
+    sinks_stop.cancel();
+    while sinks.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn commit_books(books: &mut Accountant) {
+    if let Err(e) = tokio::task::block_in_place(|| books.commit()) {
+        // Keep running: the books stay in memory and the next commit retries.
+        tracing::error!("cannot commit the ledger: {e}");
+    }
+}
+
+fn flush(outbox: &mut Outbox, spool: Option<&Spool>) {
+    let Some(spool) = spool else { return };
+    let n = outbox.len();
+    if let Err(e) = tokio::task::block_in_place(|| outbox.flush(spool)) {
+        tracing::error!("cannot write {n} messages to the spool (kept in memory, retrying): {e}");
+    }
+}

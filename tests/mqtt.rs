@@ -1,0 +1,422 @@
+//! MQTT publishing against a real Mosquitto started by each test on its own
+//! loopback port: the contract's topics and payloads, the last will, a broker
+//! outage with nothing lost, a crash while the broker is down, and TLS with a
+//! password.
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bessmon::clock::SystemClock;
+use bessmon::sim;
+use jiff::Timestamp;
+use serde_json::Value;
+use support::*;
+use tokio_util::sync::CancellationToken;
+
+struct Sim {
+    rt: tokio::runtime::Runtime,
+    sim: sim::Simulator,
+    cancel: CancellationToken,
+}
+
+fn simulator(sites: usize) -> Sim {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cancel = CancellationToken::new();
+    let params = (0..sites).map(sim::SiteParams::standard).collect();
+    let sim = rt
+        .block_on(sim::start(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            0,
+            params,
+            Arc::new(SystemClock),
+            cancel.clone(),
+        ))
+        .unwrap();
+    Sim { rt, sim, cancel }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        let _ = &self.rt;
+    }
+}
+
+fn config_body(mqtt: &str, port: u16, poll: &str, devices: &[&str]) -> String {
+    let all = sim_devices(port, "150ms");
+    // Keep only the listed devices (a removed device must have its topics cleared).
+    let kept: String = all
+        .split("\n[[sites.devices]]")
+        .filter(|chunk| {
+            devices
+                .iter()
+                .any(|d| chunk.contains(&format!("id = \"{d}\"")))
+        })
+        .map(|c| format!("\n[[sites.devices]]{c}"))
+        .collect();
+    format!("{mqtt}\n{}", sized_site_toml(poll, 2000.0, 1000.0, &kept))
+}
+
+fn config(mqtt: &str, port: u16, poll: &str, devices: &[&str]) -> TestConfig {
+    TestConfig::new(&config_body(mqtt, port, poll, devices))
+}
+
+fn mqtt_section(port: u16, extra: &str) -> String {
+    format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nsavings_interval = \"1s\"\n{extra}\n")
+}
+
+fn last<'a>(got: &'a [(String, String, bool)], topic: &str) -> Option<&'a (String, String, bool)> {
+    got.iter().rev().find(|(t, _, _)| t == topic)
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+#[test]
+fn contract_topics_payloads_retained_and_last_will() {
+    let broker = Mosquitto::start();
+    let sim = simulator(1);
+    let cfg = config(
+        &mqtt_section(broker.port, "[mqtt.homeassistant]\nenabled = true"),
+        sim.sim.addrs[0].port(),
+        "200ms",
+        &["pcs", "bms", "meter"],
+    );
+    let (got, _rt) = subscribe(broker.port, "t-live", "#", None);
+    let mut daemon = Daemon::start(&cfg.path);
+    let topics = [
+        "bessmon/test/status",
+        "bessmon/lab/pcs/state",
+        "bessmon/lab/bms/state",
+        "bessmon/lab/meter/state",
+        "bessmon/lab/pcs/availability",
+        "bessmon/lab/tariff",
+        "bessmon/lab/savings",
+    ];
+    wait_until(&got, "every contract topic", |g| {
+        topics.iter().all(|t| last(g, t).is_some())
+    });
+    {
+        let g = got.lock().unwrap();
+        assert_eq!(last(&g, "bessmon/test/status").unwrap().1, "online");
+        assert_eq!(
+            last(&g, "bessmon/lab/pcs/availability").unwrap().1,
+            "online"
+        );
+        let state = json(&last(&g, "bessmon/lab/pcs/state").unwrap().1);
+        assert!(
+            state["ts"].as_str().unwrap().parse::<Timestamp>().is_ok(),
+            "{state}"
+        );
+        assert!(state["values"]["active_power"].is_number(), "{state}");
+        assert!(state["invalid"].is_array());
+        assert!(
+            state["values"].get("serial_number").is_none(),
+            "only numbers are published"
+        );
+        let tariff = json(&last(&g, "bessmon/lab/tariff").unwrap().1);
+        assert_eq!(tariff["currency"], "CNY");
+        assert!(["valley", "flat", "peak", "critical"].contains(&tariff["band"].as_str().unwrap()));
+        assert!(
+            tariff["price"].is_number()
+                && tariff["until"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<Timestamp>()
+                    .is_ok()
+        );
+        let savings = json(&last(&g, "bessmon/lab/savings").unwrap().1);
+        assert_eq!(savings["currency"], "CNY");
+        for p in ["today", "month", "lifetime"] {
+            assert!(
+                savings[p]["savings"].is_number() && savings[p]["bands"].is_object(),
+                "{p}: {savings}"
+            );
+        }
+        let ha = g
+            .iter()
+            .find(|(t, _, _)| t == "homeassistant/sensor/test_lab_soc/config")
+            .expect("discovery");
+        let ha = json(&ha.1);
+        assert_eq!(ha["state_topic"], "bessmon/lab/bms/state");
+        assert_eq!(ha["unit_of_measurement"], "%");
+    }
+    // A newcomer gets every topic retained.
+    let (fresh, _rt2) = subscribe(broker.port, "t-fresh", "bessmon/#", None);
+    wait_until(&fresh, "retained copies", |g| {
+        topics.iter().all(|t| last(g, t).is_some_and(|m| m.2))
+    });
+
+    // SIGKILL: the broker sends the last will.
+    daemon.kill();
+    wait_until(&got, "the last will", |g| {
+        last(g, "bessmon/test/status").is_some_and(|m| m.1 == "offline")
+    });
+
+    // The meter leaves the config: its retained topics are cleared on the next start.
+    cfg.rewrite(&config_body(
+        &mqtt_section(broker.port, ""),
+        sim.sim.addrs[0].port(),
+        "200ms",
+        &["pcs", "bms"],
+    ));
+    let n = got.lock().unwrap().len();
+    let mut daemon = Daemon::start(&cfg.path);
+    wait_until(&got, "the meter's topics cleared", |g| {
+        g[n..]
+            .iter()
+            .any(|(t, p, _)| t == "bessmon/lab/meter/state" && p.is_empty())
+            && g[n..]
+                .iter()
+                .any(|(t, p, _)| t == "bessmon/lab/meter/availability" && p.is_empty())
+            && g[n..]
+                .iter()
+                .any(|(t, p, _)| t == "homeassistant/sensor/test_lab_soc/config" && p.is_empty())
+    });
+    assert_eq!(daemon.terminate(), Some(0));
+    wait_until(&got, "offline on a clean stop", |g| {
+        last(g, "bessmon/test/status").is_some_and(|m| m.1 == "offline")
+    });
+}
+
+/// Every state message of every poll, by timestamp: the list must be gap-free.
+fn assert_no_gaps(got: &Received, topic: &str, interval_ms: i64) -> usize {
+    let g = got.lock().unwrap();
+    let mut ts: Vec<i64> = g
+        .iter()
+        .filter(|(t, p, _)| t == topic && !p.is_empty())
+        .map(|(_, p, _)| {
+            json(p)["ts"]
+                .as_str()
+                .unwrap()
+                .parse::<Timestamp>()
+                .unwrap()
+                .as_millisecond()
+        })
+        .collect();
+    // At least once: a duplicate is allowed, going back in time is not.
+    let arrived = ts.clone();
+    ts.dedup();
+    for w in ts.windows(2) {
+        assert!(w[1] > w[0], "{topic}: out of order {} then {}", w[0], w[1]);
+        assert!(
+            w[1] - w[0] < interval_ms * 3 / 2,
+            "{topic}: gap of {} ms between polls ({} arrived)",
+            w[1] - w[0],
+            arrived.len()
+        );
+    }
+    ts.len()
+}
+
+#[test]
+fn a_broker_outage_loses_nothing() {
+    let mut broker = Mosquitto::start();
+    let sim = simulator(1);
+    let cfg = config(
+        &mqtt_section(broker.port, ""),
+        sim.sim.addrs[0].port(),
+        "200ms",
+        &["pcs", "bms", "meter"],
+    );
+    let (got, _rt) = subscribe(broker.port, "t-outage", "bessmon/#", None);
+    let mut daemon = Daemon::start(&cfg.path);
+    wait_until(&got, "first states", |g| {
+        g.iter().filter(|m| m.0 == "bessmon/lab/pcs/state").count() >= 5
+    });
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(10));
+    broker.resume();
+    daemon.wait_log("mqtt 127.0.0.1");
+    // Let it publish a while after the outage, then stop cleanly: the spool drains first.
+    let n = got.lock().unwrap().len();
+    wait_until(&got, "traffic after the outage", |g| g.len() > n + 20);
+    assert_eq!(daemon.terminate(), Some(0));
+    wait_until(&got, "offline after the drain", |g| {
+        last(g, "bessmon/test/status").is_some_and(|m| m.1 == "offline")
+    });
+    let polls = assert_no_gaps(&got, "bessmon/lab/pcs/state", 200);
+    assert!(polls >= 60, "a 10 s outage at 5 polls/s: {polls} polls");
+    assert_no_gaps(&got, "bessmon/lab/meter/state", 200);
+}
+
+#[test]
+fn messages_spooled_before_a_crash_are_delivered_after_restart() {
+    let mut broker = Mosquitto::start();
+    let sim = simulator(1);
+    let cfg = config(
+        &mqtt_section(broker.port, ""),
+        sim.sim.addrs[0].port(),
+        "200ms",
+        &["pcs"],
+    );
+    let (got, _rt) = subscribe(broker.port, "t-crash", "bessmon/lab/pcs/state", None);
+    let mut daemon = Daemon::start(&cfg.path);
+    wait_until(&got, "first states", |g| g.len() >= 3);
+    broker.stop();
+    let down = Timestamp::now();
+    std::thread::sleep(Duration::from_secs(3));
+    daemon.kill();
+    let killed = Timestamp::now();
+    let mut daemon = Daemon::start(&cfg.path);
+    daemon.wait_log("polling");
+    broker.resume();
+    // Everything polled while the broker was down and before the kill arrives.
+    wait_until(&got, "the spooled tail", |g| {
+        g.iter().any(|(_, p, _)| {
+            json(p)["ts"]
+                .as_str()
+                .unwrap()
+                .parse::<Timestamp>()
+                .unwrap()
+                > killed
+        })
+    });
+    let during: Vec<i64> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, p, _)| {
+            json(p)["ts"]
+                .as_str()
+                .unwrap()
+                .parse::<Timestamp>()
+                .unwrap()
+                .as_millisecond()
+        })
+        .filter(|&t| t > down.as_millisecond() && t < killed.as_millisecond())
+        .collect();
+    // About 15 polls in 3 s; allow for the last 200 ms batch that had not reached the spool.
+    assert!(
+        during.len() >= 12,
+        "{} states from the outage before the crash",
+        during.len()
+    );
+    assert_eq!(daemon.terminate(), Some(0));
+}
+
+#[test]
+fn tls_with_a_password_and_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ssl = |args: &[&str]| {
+        let out = Command::new(require("openssl"))
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bessmon test CA",
+    ]);
+    ssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        d.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    let out = Command::new(require("mosquitto_passwd"))
+        .args(["-b", "-c"])
+        .arg(d.join("passwd"))
+        .args(["bessmon", "s3cret"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let plain = free_port();
+    let broker = Mosquitto::with_port(|tls_port, _| {
+        format!(
+            "allow_anonymous false\npassword_file {p}/passwd\nlistener {tls_port} 127.0.0.1\ncafile {p}/ca.crt\ncertfile {p}/server.crt\nkeyfile {p}/server.key\nlistener {plain} 127.0.0.1\n",
+            p = d.display()
+        )
+    });
+    let sim = simulator(1);
+    std::fs::write(d.join("mqtt-password"), "s3cret\n").unwrap();
+    let section = |pw_file: &str| {
+        format!(
+            "[mqtt]\nurl = \"mqtts://localhost:{}\"\nusername = \"bessmon\"\npassword_file = {:?}\nca_file = {:?}\n",
+            broker.port,
+            d.join(pw_file).display().to_string(),
+            d.join("ca.crt").display().to_string()
+        )
+    };
+    let cfg = config(
+        &section("mqtt-password"),
+        sim.sim.addrs[0].port(),
+        "200ms",
+        &["pcs"],
+    );
+    wait_for_port(plain);
+    let (got, _rt) = subscribe(plain, "t-tls", "bessmon/#", Some(("bessmon", "s3cret")));
+    let mut daemon = Daemon::start(&cfg.path);
+    wait_until(&got, "a state over TLS", |g| {
+        g.iter().any(|m| m.0 == "bessmon/lab/pcs/state")
+    });
+    assert_eq!(daemon.terminate(), Some(0));
+
+    std::fs::write(d.join("wrong-password"), "guess\n").unwrap();
+    let cfg = config(
+        &section("wrong-password"),
+        sim.sim.addrs[0].port(),
+        "200ms",
+        &["pcs"],
+    );
+    let mut daemon = Daemon::start(&cfg.path);
+    let line = daemon.wait_log("the broker refused");
+    assert!(
+        !line.contains("guess"),
+        "the password is never logged: {line}"
+    );
+    // Still running and polling: the error is retried with backoff, not fatal.
+    daemon.wait_log("lab/pcs online");
+    assert!(daemon.proc.0.try_wait().unwrap().is_none());
+    assert_eq!(daemon.terminate(), Some(0));
+}
