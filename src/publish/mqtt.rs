@@ -340,6 +340,11 @@ enum Ended {
 }
 
 impl MqttSink {
+    /// A sink with no config behind it (benchmarks): no discovery, no retained cleanup.
+    pub fn bare(settings: Settings, spool: Arc<Spool>) -> Self {
+        MqttSink { settings, spool, topics: BTreeSet::new(), discovery: Vec::new() }
+    }
+
     pub fn new(settings: Settings, v: &Validated, spool: Arc<Spool>) -> Self {
         let (topics, discovery) = retained_topics(&settings, v);
         MqttSink {
