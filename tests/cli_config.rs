@@ -237,13 +237,33 @@ fn check_names_unreadable_mqtt_secrets_without_printing_them() {
     let out = cli_c("check", &cfg.path, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    for key in ["mqtt.password_file: cannot read /nonexistent/mqtt-password", "mqtt.ca_file", "mqtt.savings_interval"] {
+    for key in [
+        "mqtt.password_file: cannot read /nonexistent/mqtt-password",
+        "mqtt.ca_file",
+        "mqtt.savings_interval",
+    ] {
         assert!(err.contains(key), "{key} in {err}");
     }
     // A password given through the environment is accepted and never echoed.
-    let cfg = TestConfig::new(&format!("[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\nusername = \"u\"\n{}", site_toml("1s", &sim_devices(5020, "500ms"))));
-    let out = Command::new(bin()).args(["check", "-c"]).arg(&cfg.path).env("BESSMON__MQTT__PASSWORD", "hunter2").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let cfg = TestConfig::new(&format!(
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\nusername = \"u\"\n{}",
+        site_toml("1s", &sim_devices(5020, "500ms"))
+    ));
+    let out = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&cfg.path)
+        .env("BESSMON__MQTT__PASSWORD", "hunter2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!all.contains("hunter2"));
 }

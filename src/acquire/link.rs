@@ -259,6 +259,7 @@ impl Link {
             errors,
             requests,
             missed,
+            seq: slot.polls,
             online: answered > 0,
         }
     }

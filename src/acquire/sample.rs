@@ -91,6 +91,9 @@ pub struct Sample {
     pub requests: u16,
     /// Scheduled polls skipped since the previous sample because a poll overran.
     pub missed: u32,
+    /// This device's poll number since the daemon started (1, 2, ...): a consumer
+    /// that sees a gap in it knows a message went missing.
+    pub seq: u64,
     /// True when at least one request was answered with data.
     pub online: bool,
 }

@@ -114,12 +114,33 @@ fn outage_messages(sites: usize, seconds: u64) -> impl Iterator<Item = Vec<crate
         for k in 0..sites {
             let site: std::sync::Arc<str> = format!("site-{k:04}").into();
             for (dev, n) in [("pcs", 12), ("bms", 11), ("meter", 7)] {
-                let values = (0..n).map(|i| (format!("point_{i}").into(), 1000.0 * (s as f64 + i as f64).sin())).collect();
-                let e = Event::DeviceState { site: site.clone(), device: dev.into(), at, values, invalid: vec![] };
+                let values = (0..n)
+                    .map(|i| {
+                        (
+                            format!("point_{i}").into(),
+                            1000.0 * (s as f64 + i as f64).sin(),
+                        )
+                    })
+                    .collect();
+                let e = Event::DeviceState {
+                    site: site.clone(),
+                    device: dev.into(),
+                    at,
+                    seq: s,
+                    values,
+                    invalid: vec![],
+                };
                 batch.extend(encode("bessmon", &e));
             }
             if (s + k as u64) % 10 == 0 {
-                let e = Event::Tariff { site: site.clone(), at, band: "peak".into(), price: 1.133067, currency: "CNY".into(), until: at };
+                let e = Event::Tariff {
+                    site: site.clone(),
+                    at,
+                    band: "peak".into(),
+                    price: 1.133067,
+                    currency: "CNY".into(),
+                    until: at,
+                };
                 batch.extend(encode("bessmon", &e));
             }
         }
@@ -134,35 +155,59 @@ fn mqtt(sites: usize, outage: u64) -> Outcome {
     let dir = std::env::temp_dir().join(format!("bessmon-bench-mqtt-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| fail(e.to_string()))?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| fail(e.to_string()))?
+        .port();
     let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n")).map_err(|e| fail(e.to_string()))?;
+    std::fs::write(
+        &conf,
+        format!("user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .map_err(|e| fail(e.to_string()))?;
     let broker = Command::new("mosquitto")
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| fail(format!("cannot start mosquitto (apt-get install mosquitto): {e}")))?;
+        .map_err(|e| {
+            fail(format!(
+                "cannot start mosquitto (apt-get install mosquitto): {e}"
+            ))
+        })?;
     let _broker = Guard(broker);
     let spool = std::sync::Arc::new(
-        Spool::open(&dir, Limits { max_bytes: 8 << 30, max_age: Duration::from_secs(30 * 86400) }).map_err(|e| fail(e.to_string()))?,
+        Spool::open(
+            &dir,
+            Limits {
+                max_bytes: 8 << 30,
+                max_age: Duration::from_secs(30 * 86400),
+            },
+        )
+        .map_err(|e| fail(e.to_string()))?,
     );
     // Fill: what the daemon spools during the outage, in its 200 ms batches.
     let t0 = Instant::now();
     let mut total = 0u64;
     for second in outage_messages(sites, outage) {
         for chunk in second.chunks((second.len() / 5).max(1)) {
-            let batch: Vec<(&str, crate::spool::Record)> = chunk.iter().map(|r| (SINK, r.clone())).collect();
+            let batch: Vec<(&str, crate::spool::Record)> =
+                chunk.iter().map(|r| (SINK, r.clone())).collect();
             spool.append(&batch).map_err(|e| fail(e.to_string()))?;
             total += batch.len() as u64;
         }
     }
     let fill = t0.elapsed().as_secs_f64();
     let st = spool.stats(SINK);
-    let m: crate::config::Mqtt = toml::from_str(&format!("url = \"mqtt://127.0.0.1:{port}\"")).map_err(|e| fail(e.to_string()))?;
+    let m: crate::config::Mqtt = toml::from_str(&format!("url = \"mqtt://127.0.0.1:{port}\""))
+        .map_err(|e| fail(e.to_string()))?;
     let settings = Settings::from_config(&m, "bessmon-bench", &dir).map_err(fail)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| fail(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
     let stop = CancellationToken::new();
     let t1 = Instant::now();
     let drained = rt.block_on(async {

@@ -152,10 +152,8 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
         if let Err(msg) = parse_duration(&m.savings_interval) {
             e("mqtt.savings_interval".into(), msg);
         }
-        if m.password.is_some() || m.password_file.is_some() {
-            if m.username.is_none() {
-                e("mqtt.username".into(), "a password needs a username".into());
-            }
+        if (m.password.is_some() || m.password_file.is_some()) && m.username.is_none() {
+            e("mqtt.username".into(), "a password needs a username".into());
         }
         // Secrets and certificates must be readable now, not at the first connect;
         // their contents are never printed.
@@ -167,12 +165,18 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
         ] {
             if let Some(p) = path {
                 if let Err(err) = std::fs::File::open(p) {
-                    e(format!("mqtt.{key}"), format!("cannot read {}: {err}", p.display()));
+                    e(
+                        format!("mqtt.{key}"),
+                        format!("cannot read {}: {err}", p.display()),
+                    );
                 }
             }
         }
         if m.client_cert_file.is_some() != m.client_key_file.is_some() {
-            e("mqtt.client_key_file".into(), "client_cert_file and client_key_file go together".into());
+            e(
+                "mqtt.client_key_file".into(),
+                "client_cert_file and client_key_file go together".into(),
+            );
         }
         if let Some(h) = &m.homeassistant {
             if let Some(p) = id_problem(&h.discovery_prefix) {

@@ -61,6 +61,7 @@ impl Announcer {
                 site: site.clone(),
                 device,
                 at: s.at,
+                seq: s.seq,
                 values,
                 invalid,
             });

@@ -13,6 +13,8 @@ pub enum Event {
         site: Arc<str>,
         device: Arc<str>,
         at: Timestamp,
+        /// The device's poll number since start.
+        seq: u64,
         /// Numeric values by point name (flags as 0/1; text is not published here).
         values: Vec<(Arc<str>, f64)>,
         invalid: Vec<Arc<str>>,

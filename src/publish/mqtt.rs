@@ -32,7 +32,7 @@ use crate::spool::{Record, Spool};
 /// The spool queue this sink drains.
 pub const SINK: &str = "mqtt";
 /// Messages in flight (sent, PUBACK pending) at most.
-const WINDOW: usize = 100;
+const WINDOW: usize = 500;
 
 #[derive(Clone)]
 pub struct Settings {
@@ -210,11 +210,11 @@ fn summary(r: &Report) -> Value {
 pub fn encode(prefix: &str, e: &Event) -> Option<Record> {
     let at_ms = e.at().as_millisecond();
     let (key, payload) = match e {
-        Event::DeviceState { site, device, at, values, invalid } => {
+        Event::DeviceState { site, device, at, seq, values, invalid } => {
             let values: serde_json::Map<String, Value> = values.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
             (
                 format!("{prefix}/{site}/{device}/state"),
-                json!({ "ts": rfc3339(*at), "values": values, "invalid": invalid.iter().map(|s| s.to_string()).collect::<Vec<_>>() }).to_string(),
+                json!({ "ts": rfc3339(*at), "seq": seq, "values": values, "invalid": invalid.iter().map(|s| s.to_string()).collect::<Vec<_>>() }).to_string(),
             )
         }
         Event::Availability { site, device, online, .. } => {
@@ -342,7 +342,12 @@ enum Ended {
 impl MqttSink {
     /// A sink with no config behind it (benchmarks): no discovery, no retained cleanup.
     pub fn bare(settings: Settings, spool: Arc<Spool>) -> Self {
-        MqttSink { settings, spool, topics: BTreeSet::new(), discovery: Vec::new() }
+        MqttSink {
+            settings,
+            spool,
+            topics: BTreeSet::new(),
+            discovery: Vec::new(),
+        }
     }
 
     pub fn new(settings: Settings, v: &Validated, spool: Arc<Spool>) -> Self {
@@ -600,6 +605,7 @@ mod tests {
             site: "s".into(),
             device: "pcs".into(),
             at: "2026-11-28T04:00:00.250Z".parse().unwrap(),
+            seq: 7,
             values: vec![("active_power".into(), -187.9)],
             invalid: vec!["frequency".into()],
         };
@@ -609,6 +615,7 @@ mod tests {
         assert_eq!(v["ts"], "2026-11-28T04:00:00.250Z");
         assert_eq!(v["values"]["active_power"], -187.9);
         assert_eq!(v["invalid"][0], "frequency");
+        assert_eq!(v["seq"], 7);
         assert_eq!(r.at_ms, 1_764_302_400_250);
     }
 }
