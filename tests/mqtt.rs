@@ -46,7 +46,7 @@ impl Drop for Sim {
 }
 
 fn config_body(mqtt: &str, port: u16, poll: &str, devices: &[&str]) -> String {
-    let all = sim_devices(port, "150ms");
+    let all = sim_devices(port, "1s");
     // Keep only the listed devices (a removed device must have its topics cleared).
     let kept: String = all
         .split("\n[[sites.devices]]")
@@ -204,6 +204,7 @@ fn assert_no_gaps(got: &Received, topic: &str) -> usize {
         .collect();
     let mut seqs = arrived.clone();
     seqs.dedup();
+
     for w in seqs.windows(2) {
         assert!(
             w[1] > w[0],

@@ -616,6 +616,6 @@ mod tests {
         assert_eq!(v["values"]["active_power"], -187.9);
         assert_eq!(v["invalid"][0], "frequency");
         assert_eq!(v["seq"], 7);
-        assert_eq!(r.at_ms, 1_764_302_400_250);
+        assert_eq!(r.at_ms, 1_795_838_400_250);
     }
 }

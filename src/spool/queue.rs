@@ -159,7 +159,10 @@ impl Spool {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Held across the transaction: an append and an ack that both started from
+        // the same stats would otherwise write back stale sequence numbers.
+        let mut guard = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stats = guard.clone();
         let mut dropped_now = 0;
         let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
         {
@@ -224,7 +227,8 @@ impl Spool {
             }
         }
         txn.commit().map_err(|e| self.fail(e))?;
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+        *guard = stats;
+        drop(guard);
         if dropped_now > 0 {
             self.log_drops(dropped_now);
         }
@@ -286,7 +290,10 @@ impl Spool {
         if seqs.is_empty() {
             return Ok(());
         }
-        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Held across the transaction: an append and an ack that both started from
+        // the same stats would otherwise write back stale sequence numbers.
+        let mut guard = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stats = guard.clone();
         let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
         {
             let name = table(sink);
@@ -317,7 +324,8 @@ impl Spool {
                 .map_err(|e| self.fail(e))?;
         }
         txn.commit().map_err(|e| self.fail(e))?;
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+        *guard = stats;
+        drop(guard);
         Ok(())
     }
 }
@@ -424,6 +432,47 @@ mod tests {
             .collect();
         assert_eq!(left, vec![5_000, 12_000]);
         assert_eq!(spool.stats("s").dropped, 1);
+    }
+
+    /// An appender and an acknowledger at once: no sequence number may be handed
+    /// out twice (a lost update would overwrite an entry not yet delivered).
+    #[test]
+    fn concurrent_append_and_ack_keep_every_entry_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(
+            Spool::open(
+                dir.path(),
+                Limits {
+                    max_bytes: u64::MAX,
+                    max_age: Duration::from_secs(3600),
+                },
+            )
+            .unwrap(),
+        );
+        let writer = {
+            let spool = spool.clone();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    spool.append(&[("s", rec(i, 4))]).unwrap();
+                }
+            })
+        };
+        let mut seen = Vec::new();
+        let mut next = 0;
+        while seen.len() < 300 {
+            let got = spool.read("s", next, 10).unwrap();
+            for (seq, r) in &got {
+                seen.push(r.at_ms);
+                next = seq + 1;
+            }
+            spool
+                .ack("s", &got.iter().map(|(s, _)| *s).collect::<Vec<_>>())
+                .unwrap();
+        }
+        writer.join().unwrap();
+        assert_eq!(seen, (0..300).collect::<Vec<i64>>());
+        assert_eq!(spool.stats("s").count, 0);
+        assert_eq!(spool.stats("s").next_seq, 300);
     }
 
     #[test]
