@@ -119,6 +119,35 @@ pub struct Influx {
     pub username: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// Compress request bodies.
+    #[serde(default = "default_true")]
+    pub gzip: bool,
+    /// Lines per write, at most.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How long to gather lines before a write.
+    #[serde(default = "default_flush_interval")]
+    pub flush_interval: String,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_batch_size() -> usize {
+    5000
+}
+fn default_flush_interval() -> String {
+    "1s".into()
+}
+fn default_connect_timeout() -> String {
+    "5s".into()
+}
+fn default_request_timeout() -> String {
+    "30s".into()
 }
 
 fn default_influx_url() -> String {

@@ -213,6 +213,31 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
                 format!("`{other}` is not \"v2\" or \"v1\""),
             ),
         }
+        for (key, val) in [
+            ("flush_interval", &i.flush_interval),
+            ("connect_timeout", &i.connect_timeout),
+            ("request_timeout", &i.request_timeout),
+        ] {
+            if let Err(msg) = parse_duration(val) {
+                e(format!("influxdb.{key}"), msg);
+            }
+        }
+        if i.batch_size == 0 {
+            e("influxdb.batch_size".into(), "must be at least 1".into());
+        }
+        for (key, path) in [
+            ("token_file", &i.token_file),
+            ("password_file", &i.password_file),
+        ] {
+            if let Some(p) = path {
+                if let Err(err) = std::fs::File::open(p) {
+                    e(
+                        format!("influxdb.{key}"),
+                        format!("cannot read {}: {err}", p.display()),
+                    );
+                }
+            }
+        }
     }
 
     if config.sites.is_empty() {

@@ -18,6 +18,7 @@ use crate::acquire::{self, Sample};
 use crate::clock::SharedClock;
 use crate::config::duration::parse_duration;
 use crate::config::validate::Validated;
+use crate::publish::influx;
 use crate::publish::mqtt::{MqttSink, Settings};
 use crate::publish::outbox::{Outbox, Sink};
 use crate::spool::{Limits, Spool};
@@ -56,7 +57,7 @@ pub async fn run(
     let mut outbox_sinks = Vec::new();
     let mut sinks = JoinSet::new();
     let sinks_stop = CancellationToken::new();
-    let spool = if v.config.mqtt.is_some() {
+    let spool = if v.config.mqtt.is_some() || v.config.influxdb.is_some() {
         let limits = Limits {
             max_bytes: v.spool_max_bytes,
             max_age: v.spool_max_age,
@@ -67,11 +68,14 @@ pub async fn run(
     } else {
         None
     };
-    let mut savings_every = Duration::from_secs(3600);
+    // InfluxDB wants the day's savings at least once a minute; MQTT may ask more often.
+    let mut savings_every = Duration::from_secs(60);
     if let (Some(m), Some(spool)) = (&v.config.mqtt, &spool) {
         let settings = Settings::from_config(m, &daemon.instance, &daemon.state_dir)
             .map_err(DaemonError::Config)?;
-        savings_every = parse_duration(&m.savings_interval).unwrap_or(Duration::from_secs(10));
+        savings_every = parse_duration(&m.savings_interval)
+            .unwrap_or(Duration::from_secs(10))
+            .min(savings_every);
         tracing::info!(
             "publishing to MQTT at {}:{} under {}/",
             settings.host,
@@ -82,6 +86,14 @@ pub async fn run(
             prefix: settings.prefix.clone(),
         });
         sinks.spawn(MqttSink::new(settings, v, spool.clone()).run(sinks_stop.clone()));
+    }
+    if let (Some(i), Some(spool)) = (&v.config.influxdb, &spool) {
+        let settings =
+            influx::Settings::from_config(i, &daemon.state_dir).map_err(DaemonError::Config)?;
+        tracing::info!("writing to InfluxDB ({} API) at {}", i.api, i.url);
+        outbox_sinks.push(Sink::Influx);
+        let sink = influx::InfluxSink::new(settings, spool.clone()).map_err(DaemonError::Config)?;
+        sinks.spawn(sink.run(sinks_stop.clone()));
     }
     let mut outbox = Outbox::new(outbox_sinks);
 

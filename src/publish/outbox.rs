@@ -1,12 +1,13 @@
 //! Events shaped for each enabled sink and written to the spool in batches
 //! (one transaction per batch, not per message).
 use super::event::Event;
-use super::mqtt;
+use super::{influx, mqtt};
 use crate::spool::{Record, Spool, SpoolError};
 
 #[derive(Debug, Clone)]
 pub enum Sink {
     Mqtt { prefix: String },
+    Influx,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +42,11 @@ impl Outbox {
                 Sink::Mqtt { prefix } => {
                     if let Some(r) = mqtt::encode(prefix, e) {
                         self.pending.push((mqtt::SINK, r));
+                    }
+                }
+                Sink::Influx => {
+                    if let Some(r) = influx::encode(e) {
+                        self.pending.push((influx::SINK, r));
                     }
                 }
             }

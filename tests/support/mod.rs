@@ -600,3 +600,185 @@ impl Daemon {
         self.proc.0.wait().unwrap();
     }
 }
+
+/// A plain HTTP/1.1 request to a loopback server; returns (status, body).
+pub fn http(
+    method: &str,
+    port: u16,
+    path_and_query: &str,
+    body: &str,
+    auth: Option<&str>,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    // Chunked bodies: keep it simple, drop the chunk-size lines.
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body.split("\r\n")
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, l)| l)
+            .collect::<Vec<_>>()
+            .join("")
+    } else {
+        body
+    };
+    (status, body)
+}
+
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Debian's VictoriaMetrics on a loopback port, data in a private dir.
+pub struct VictoriaMetrics {
+    pub proc: Option<Proc>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl VictoriaMetrics {
+    pub fn start() -> VictoriaMetrics {
+        let mut vm = VictoriaMetrics {
+            proc: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        vm.resume();
+        vm
+    }
+
+    pub fn resume(&mut self) {
+        let child = Command::new(require("victoria-metrics"))
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            .arg(format!("-storageDataPath={}", self.dir.path().display()))
+            .arg("-loggerLevel=ERROR")
+            // Fresh points must be readable at once, not 30 s later.
+            .arg("-search.latencyOffset=0s")
+            .arg("-search.disableCache")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start victoria-metrics");
+        self.proc = Some(Proc(child));
+        wait_for_port(self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &p.0.id().to_string()])
+                .status();
+            let _ = p.0.wait();
+        }
+    }
+
+    /// Every series whose name matches `regex`: (labels, [(timestamp ms, value)]).
+    pub fn export(&self, regex: &str) -> Vec<(serde_json::Value, Vec<(i64, f64)>)> {
+        http("GET", self.port, "/internal/force_flush", "", None);
+        let q = url_encode(&format!("{{__name__=~\"{regex}\"}}"));
+        let (status, body) = http(
+            "GET",
+            self.port,
+            &format!("/api/v1/export?match[]={q}"),
+            "",
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                let ts = v["timestamps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_i64().unwrap());
+                let vals = v["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap_or(f64::NAN));
+                (v["metric"].clone(), ts.zip(vals).collect())
+            })
+            .collect()
+    }
+}
+
+/// Debian's InfluxDB 1.x on loopback ports, data in a private dir.
+pub struct InfluxV1 {
+    pub proc: Proc,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl InfluxV1 {
+    pub fn start(auth: bool) -> InfluxV1 {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, rpc) = (free_port(), free_port());
+        let d = dir.path().display();
+        let conf = dir.path().join("influxdb.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  auth-enabled = {auth}\n  log-enabled = false\n[monitor]\n  store-enabled = false\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(require("influxd"))
+            .arg("-config")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start influxd");
+        wait_for_port(port);
+        InfluxV1 {
+            proc: Proc(child),
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Runs InfluxQL (`q`) and returns the JSON answer.
+    pub fn query(&self, q: &str, db: &str, auth: Option<(&str, &str)>) -> serde_json::Value {
+        let mut path = format!("/query?db={db}&epoch=ms&q={}", url_encode(q));
+        if let Some((u, p)) = auth {
+            path += &format!("&u={u}&p={p}");
+        }
+        let (status, body) = http("POST", self.port, &path, "", None);
+        assert!(status == 200, "{q}: HTTP {status}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+}

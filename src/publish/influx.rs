@@ -1,0 +1,487 @@
+//! InfluxDB: line protocol for the contract's measurements, and the sink that
+//! drains the spool to `/api/v2/write` (InfluxDB 2 and 3, 1.8+, VictoriaMetrics)
+//! or the v1 `/write` endpoint.
+//!
+//! A batch leaves the spool only on a 2xx. 429, 5xx and network errors are
+//! retried with backoff and jitter (honouring Retry-After); any other 4xx (a
+//! bad token, a missing bucket, a field type conflict) cannot succeed by
+//! retrying, so the batch goes to a dead-letter file with the server's message
+//! and the sink moves on: one bad batch never blocks the rest.
+//! Every number is written as a float and every flag as a boolean, always, so
+//! InfluxDB never sees a field change type.
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use influxdb_line_protocol::LineProtocolBuilder;
+use tokio_util::sync::CancellationToken;
+
+use super::event::Event;
+use crate::acquire::backoff::Backoff;
+use crate::config::duration::parse_duration;
+use crate::config::Influx;
+use crate::spool::{Record, Spool};
+
+pub const SINK: &str = "influxdb";
+
+/// The lines (newline-terminated) an event becomes, or None.
+pub fn encode(e: &Event) -> Option<Record> {
+    let at = e.at().as_millisecond();
+    let lines: Vec<u8> = match e {
+        Event::DeviceState {
+            site,
+            device,
+            seq,
+            values,
+            ..
+        } => {
+            let mut fields = values.iter().filter(|(_, v)| v.is_finite());
+            let (k, v) = fields.next()?;
+            let mut b = LineProtocolBuilder::new()
+                .measurement("bess_telemetry")
+                .tag("site", site)
+                .tag("device", device)
+                .field(k, *v);
+            for (k, v) in fields {
+                b = b.field(k, *v);
+            }
+            // The poll number lets a reader see that no point is missing.
+            b.field("seq", *seq as f64)
+                .timestamp(at)
+                .close_line()
+                .build()
+        }
+        Event::PollStatus {
+            site,
+            device,
+            online,
+            poll_ms,
+            errors,
+            ..
+        } => LineProtocolBuilder::new()
+            .measurement("bess_status")
+            .tag("site", site)
+            .tag("device", device)
+            .field("online", *online)
+            .field("poll_ms", *poll_ms)
+            .field("errors", *errors as f64)
+            .timestamp(at)
+            .close_line()
+            .build(),
+        Event::Savings { site, today, .. } => {
+            let mut out = LineProtocolBuilder::new();
+            let rows = today
+                .bands
+                .iter()
+                .map(|(b, t)| (b.as_str(), t))
+                .chain(std::iter::once(("total", &today.total)));
+            for (band, t) in rows {
+                out = out
+                    .measurement("bess_savings")
+                    .tag("site", site)
+                    .tag("band", band)
+                    .field("charge_kwh", t.charge_kwh)
+                    .field("discharge_kwh", t.discharge_kwh)
+                    .field("charge_cost", t.charge_cost)
+                    .field("discharge_value", t.discharge_value)
+                    .field("savings", t.savings)
+                    .timestamp(at)
+                    .close_line();
+            }
+            out.build()
+        }
+        Event::Availability { .. } | Event::Tariff { .. } => return None,
+    };
+    Some(Record {
+        at_ms: at,
+        key: String::new(),
+        payload: lines,
+    })
+}
+
+#[derive(Clone)]
+enum Auth {
+    Token(String),
+    Basic(String, String),
+    None,
+}
+
+/// Where and how to write. Credentials are never printed.
+#[derive(Clone)]
+pub struct Settings {
+    pub write_url: String,
+    auth: Auth,
+    pub gzip: bool,
+    pub batch_lines: usize,
+    pub flush_interval: Duration,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub dead_letter_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("write_url", &self.write_url)
+            .field("gzip", &self.gzip)
+            .finish_non_exhaustive()
+    }
+}
+
+fn secret(
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+    key: &str,
+) -> Result<Option<String>, String> {
+    match (value, file) {
+        (Some(v), _) => Ok(Some(v.clone())),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|e| format!("influxdb.{key}_file: cannot read {}: {e}", f.display())),
+        (None, None) => Ok(None),
+    }
+}
+
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Settings {
+    pub fn from_config(c: &Influx, state_dir: &Path) -> Result<Settings, String> {
+        // A path prefix (reverse proxy, VictoriaMetrics' /influx) is kept.
+        let base = c.url.trim_end_matches('/');
+        let (write_url, auth) = match c.api.as_str() {
+            "v1" => {
+                let db = c
+                    .database
+                    .as_deref()
+                    .ok_or("influxdb.database is required with api = \"v1\"")?;
+                let mut url = format!("{base}/write?db={}&precision=ms", query_escape(db));
+                if let Some(rp) = &c.retention_policy {
+                    url += &format!("&rp={}", query_escape(rp));
+                }
+                let password = secret(&c.password, &c.password_file, "password")?;
+                let auth = match (&c.username, password) {
+                    (Some(u), p) => Auth::Basic(u.clone(), p.unwrap_or_default()),
+                    (None, _) => Auth::None,
+                };
+                (url, auth)
+            }
+            _ => {
+                let bucket = c
+                    .bucket
+                    .as_deref()
+                    .ok_or("influxdb.bucket is required with api = \"v2\"")?;
+                let org = c.org.as_deref().unwrap_or("");
+                let url = format!(
+                    "{base}/api/v2/write?org={}&bucket={}&precision=ms",
+                    query_escape(org),
+                    query_escape(bucket)
+                );
+                let auth = secret(&c.token, &c.token_file, "token")?
+                    .map(Auth::Token)
+                    .unwrap_or(Auth::None);
+                (url, auth)
+            }
+        };
+        let d = |v: &str, key: &str| parse_duration(v).map_err(|m| format!("influxdb.{key}: {m}"));
+        Ok(Settings {
+            write_url,
+            auth,
+            gzip: c.gzip,
+            batch_lines: c.batch_size.max(1),
+            flush_interval: d(&c.flush_interval, "flush_interval")?,
+            connect_timeout: d(&c.connect_timeout, "connect_timeout")?,
+            request_timeout: d(&c.request_timeout, "request_timeout")?,
+            dead_letter_dir: state_dir.join("influxdb-dead-letter"),
+        })
+    }
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct InfluxStats {
+    pub written_lines: AtomicU64,
+    pub failed_requests: AtomicU64,
+    pub dead_lettered_batches: AtomicU64,
+}
+
+enum Outcome {
+    Written,
+    Retry(String, Option<Duration>),
+    Reject(String),
+}
+
+pub struct InfluxSink {
+    settings: Settings,
+    spool: Arc<Spool>,
+    client: reqwest::Client,
+    pub stats: Arc<InfluxStats>,
+}
+
+impl InfluxSink {
+    pub fn new(settings: Settings, spool: Arc<Spool>) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .build()
+            .map_err(|e| format!("influxdb: cannot build the HTTP client: {e}"))?;
+        Ok(InfluxSink {
+            settings,
+            spool,
+            client,
+            stats: Arc::default(),
+        })
+    }
+
+    /// Drains the spool until `stop` fires, then makes one last attempt (2 s at most).
+    pub async fn run(self, stop: CancellationToken) {
+        let notify = self.spool.notifier(SINK);
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+        let mut next = self.spool.stats(SINK).first_seq;
+        let mut failing = false;
+        loop {
+            let stopping = stop.is_cancelled();
+            let batch = match tokio::task::block_in_place(|| self.read_batch(next)) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    Vec::new()
+                }
+            };
+            if batch.is_empty() {
+                if stopping {
+                    return;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = notify.notified() => {
+                        // Let a flush interval's worth gather: fewer, larger writes.
+                        tokio::time::sleep(self.settings.flush_interval.min(Duration::from_secs(10))).await;
+                    }
+                }
+                continue;
+            }
+            let seqs: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
+            let body: Vec<u8> = batch
+                .iter()
+                .flat_map(|(_, r)| r.payload.iter().copied())
+                .collect();
+            let lines = body.iter().filter(|&&b| b == b'\n').count() as u64;
+            let outcome = if stopping {
+                tokio::time::timeout(Duration::from_secs(2), self.post(&body))
+                    .await
+                    .unwrap_or(Outcome::Retry("shutting down".into(), None))
+            } else {
+                self.post(&body).await
+            };
+            match outcome {
+                Outcome::Written => {
+                    if failing {
+                        tracing::info!("influxdb: writing again");
+                        failing = false;
+                    }
+                    backoff.reset();
+                    self.stats.written_lines.fetch_add(lines, Relaxed);
+                    self.ack(&seqs, &mut next);
+                }
+                Outcome::Reject(msg) => {
+                    self.stats.dead_lettered_batches.fetch_add(1, Relaxed);
+                    let file = self.dead_letter(&body, &msg);
+                    tracing::error!("influxdb rejected a batch of {lines} lines: {msg}; moved to {file}, continuing with the next");
+                    self.ack(&seqs, &mut next);
+                }
+                Outcome::Retry(msg, after) => {
+                    self.stats.failed_requests.fetch_add(1, Relaxed);
+                    if stopping {
+                        return;
+                    }
+                    let delay = after
+                        .unwrap_or_else(|| backoff.next_delay())
+                        .min(Duration::from_secs(300));
+                    if !failing {
+                        tracing::warn!(
+                            "influxdb: {msg}; keeping the data and retrying (next in {:.1}s)",
+                            delay.as_secs_f64()
+                        );
+                        failing = true;
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_batch(&self, from: u64) -> Result<Vec<(u64, Record)>, crate::spool::SpoolError> {
+        // Records hold one event's lines; stop once the batch has enough lines.
+        let mut out = Vec::new();
+        let mut lines = 0;
+        let mut at = from;
+        while lines < self.settings.batch_lines {
+            let chunk = self.spool.read(SINK, at, 256)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for (seq, r) in chunk {
+                at = seq + 1;
+                lines += r.payload.iter().filter(|&&b| b == b'\n').count();
+                out.push((seq, r));
+                if lines >= self.settings.batch_lines {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn ack(&self, seqs: &[u64], next: &mut u64) {
+        match tokio::task::block_in_place(|| self.spool.ack(SINK, seqs)) {
+            Ok(()) => *next = seqs.last().map(|s| s + 1).unwrap_or(*next),
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
+
+    async fn post(&self, body: &[u8]) -> Outcome {
+        let s = &self.settings;
+        let mut req = self
+            .client
+            .post(&s.write_url)
+            .header("Content-Type", "text/plain; charset=utf-8");
+        req = match &s.auth {
+            Auth::Token(t) => req.header("Authorization", format!("Token {t}")),
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+            Auth::None => req,
+        };
+        let req = if s.gzip {
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
+            if enc.write_all(body).is_err() {
+                return Outcome::Retry("cannot compress the batch".into(), None);
+            }
+            match enc.finish() {
+                Ok(gz) => req.header("Content-Encoding", "gzip").body(gz),
+                Err(e) => return Outcome::Retry(format!("cannot compress the batch: {e}"), None),
+            }
+        } else {
+            req.body(body.to_vec())
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "cannot connect"
+                } else {
+                    "request failed"
+                };
+                return Outcome::Retry(format!("{what}: {}", e.without_url()), None);
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Outcome::Written;
+        }
+        let retry_after = resp
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = resp.text().await.unwrap_or_default();
+        let msg = format!(
+            "HTTP {status}: {}",
+            text.trim().chars().take(500).collect::<String>()
+        );
+        if status.as_u16() == 429 || status.is_server_error() {
+            Outcome::Retry(msg, retry_after)
+        } else {
+            Outcome::Reject(msg)
+        }
+    }
+
+    fn dead_letter(&self, body: &[u8], msg: &str) -> String {
+        let dir = &self.settings.dead_letter_dir;
+        let path = dir.join(format!(
+            "{}.lp",
+            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ")
+        ));
+        let mut content = format!(
+            "# rejected by {}\n# {}\n",
+            self.settings.write_url,
+            msg.replace('\n', " ")
+        )
+        .into_bytes();
+        content.extend_from_slice(body);
+        let written = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, content));
+        match written {
+            Ok(()) => path.display().to_string(),
+            Err(e) => format!("nowhere ({}: {e}; the batch is lost)", path.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(toml_text: &str) -> Influx {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn write_urls_keep_path_prefixes() {
+        let s = Settings::from_config(&cfg("url = \"http://proxy:8080/influx/\"\nbucket = \"b s\"\norg = \"ops\"\ntoken = \"t\""), Path::new("/tmp")).unwrap();
+        assert_eq!(
+            s.write_url,
+            "http://proxy:8080/influx/api/v2/write?org=ops&bucket=b%20s&precision=ms"
+        );
+        let s = Settings::from_config(&cfg("url = \"http://h:8086\"\napi = \"v1\"\ndatabase = \"bess\"\nretention_policy = \"y\""), Path::new("/tmp")).unwrap();
+        assert_eq!(s.write_url, "http://h:8086/write?db=bess&precision=ms&rp=y");
+    }
+
+    #[test]
+    fn lines_keep_field_types_and_escape_tags() {
+        let at: jiff::Timestamp = "2026-11-28T04:00:00.250Z".parse().unwrap();
+        let e = Event::DeviceState {
+            site: "a site".into(),
+            device: "pcs".into(),
+            at,
+            seq: 3,
+            values: vec![("p".into(), 1.0), ("q".into(), f64::NAN)],
+            invalid: vec![],
+        };
+        let line = String::from_utf8(encode(&e).unwrap().payload).unwrap();
+        assert_eq!(
+            line,
+            "bess_telemetry,site=a\\ site,device=pcs p=1,seq=3 1795838400250\n"
+        );
+        let e = Event::PollStatus {
+            site: "s".into(),
+            device: "d".into(),
+            at,
+            online: false,
+            poll_ms: 12.5,
+            errors: 2,
+        };
+        let line = String::from_utf8(encode(&e).unwrap().payload).unwrap();
+        assert_eq!(
+            line,
+            "bess_status,site=s,device=d online=false,poll_ms=12.5,errors=2 1795838400250\n"
+        );
+    }
+}

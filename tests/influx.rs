@@ -1,0 +1,351 @@
+//! InfluxDB publishing against real servers started by each test: Debian's
+//! VictoriaMetrics through the v2 write API (behind a path prefix) and
+//! InfluxDB 1.x through the v1 API, read back and compared with what the same
+//! daemon published on MQTT for the same polls.
+mod support;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bessmon::clock::SystemClock;
+use bessmon::sim;
+use jiff::Timestamp;
+use serde_json::Value;
+use support::*;
+use tokio_util::sync::CancellationToken;
+
+struct Sim {
+    _rt: tokio::runtime::Runtime,
+    sim: sim::Simulator,
+    cancel: CancellationToken,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn simulator() -> Sim {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cancel = CancellationToken::new();
+    let sim = rt
+        .block_on(sim::start(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            0,
+            vec![sim::SiteParams::standard(0)],
+            Arc::new(SystemClock),
+            cancel.clone(),
+        ))
+        .unwrap();
+    Sim {
+        _rt: rt,
+        sim,
+        cancel,
+    }
+}
+
+fn config(sim_port: u16, sections: &str) -> TestConfig {
+    TestConfig::new(&format!(
+        "{sections}\n{}",
+        sized_site_toml("200ms", 2000.0, 1000.0, &sim_devices(sim_port, "1s"))
+    ))
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+/// (device, ts ms) -> values, from the MQTT state messages received.
+fn mqtt_states(got: &Received) -> HashMap<(String, i64), serde_json::Map<String, Value>> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, p, _)| t.ends_with("/state") && !p.is_empty())
+        .map(|(t, p, _)| {
+            let v = json(p);
+            let device = t.split('/').nth(2).unwrap().to_string();
+            let ts = v["ts"]
+                .as_str()
+                .unwrap()
+                .parse::<Timestamp>()
+                .unwrap()
+                .as_millisecond();
+            ((device, ts), v["values"].as_object().unwrap().clone())
+        })
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    // VictoriaMetrics keeps 12 significant digits; f32 readings carry more.
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[test]
+fn victoriametrics_v2_api_behind_a_path_prefix_matches_mqtt() {
+    let broker = Mosquitto::start();
+    let mut vm = VictoriaMetrics::start();
+    let sim = simulator();
+    let cfg = config(
+        sim.sim.addrs[0].port(),
+        &format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[influxdb]\nurl = \"http://127.0.0.1:{}/influx\"\napi = \"v2\"\norg = \"ops\"\nbucket = \"bess\"\ntoken = \"secret-token\"\nflush_interval = \"200ms\"\n",
+            broker.port, vm.port
+        ),
+    );
+    let (got, _rt) = subscribe(broker.port, "t-vm", "bessmon/#", None);
+    let mut daemon = Daemon::start(&cfg.path);
+    wait_until(&got, "ten polls of every device", |g| {
+        ["pcs", "bms", "meter"].iter().all(|d| {
+            g.iter()
+                .filter(|m| m.0 == format!("bessmon/lab/{d}/state"))
+                .count()
+                >= 10
+        })
+    });
+    assert_eq!(daemon.terminate(), Some(0));
+    let states = mqtt_states(&got);
+    // VictoriaMetrics makes fresh points searchable within seconds; wait for the last poll.
+    let newest = states.keys().map(|k| k.1).max().unwrap();
+    let mut series = vm.export("bess_.*");
+    for _ in 0..300 {
+        if series
+            .iter()
+            .any(|(m, v)| m["__name__"] == "bess_telemetry_seq" && v.iter().any(|p| p.0 >= newest))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        series = vm.export("bess_.*");
+    }
+    let find = |name: &str, device: Option<&str>| {
+        series
+            .iter()
+            .find(|(m, _)| {
+                m["__name__"] == name
+                    && m["site"] == "lab"
+                    && device.is_none_or(|d| m["device"] == d)
+            })
+            .map(|(_, v)| v)
+    };
+    let mut compared = 0;
+    for ((device, ts), values) in &states {
+        for (point, v) in values {
+            let samples = find(&format!("bess_telemetry_{point}"), Some(device))
+                .unwrap_or_else(|| panic!("no series for {device}.{point}"));
+            let at = samples
+                .iter()
+                .find(|(t, _)| t == ts)
+                .unwrap_or_else(|| panic!("{device}.{point}: no point at {ts} in {samples:?}"));
+            assert!(
+                close(at.1, v.as_f64().unwrap()),
+                "{device}.{point} at {ts}: {} in VM, {v} on MQTT",
+                at.1
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 300, "compared {compared} values");
+    for d in ["pcs", "bms", "meter"] {
+        for f in ["online", "poll_ms", "errors"] {
+            assert!(
+                find(&format!("bess_status_{f}"), Some(d)).is_some(),
+                "bess_status {f} of {d}"
+            );
+        }
+    }
+    let total = series
+        .iter()
+        .find(|(m, _)| m["__name__"] == "bess_savings_savings" && m["band"] == "total");
+    assert!(total.is_some(), "the day's totals arrive as band=total");
+    vm.stop();
+}
+
+#[test]
+fn influxdb_1x_v1_api_queried_with_influxql() {
+    let broker = Mosquitto::start();
+    let influx = InfluxV1::start(false);
+    influx.query("CREATE DATABASE bess", "", None);
+    let sim = simulator();
+    let cfg = config(
+        sim.sim.addrs[0].port(),
+        &format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[influxdb]\nurl = \"http://127.0.0.1:{}\"\napi = \"v1\"\ndatabase = \"bess\"\nflush_interval = \"200ms\"\n",
+            broker.port, influx.port
+        ),
+    );
+    let (got, _rt) = subscribe(broker.port, "t-v1", "bessmon/#", None);
+    let mut daemon = Daemon::start(&cfg.path);
+    wait_until(&got, "ten polls of the PCS", |g| {
+        g.iter().filter(|m| m.0 == "bessmon/lab/pcs/state").count() >= 10
+    });
+    assert_eq!(daemon.terminate(), Some(0));
+    let states = mqtt_states(&got);
+    let r = influx.query(
+        "SELECT * FROM bess_telemetry WHERE site = 'lab'",
+        "bess",
+        None,
+    );
+    let s = &r["results"][0]["series"][0];
+    let cols: Vec<&str> = s["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name).unwrap();
+    let rows = s["values"].as_array().unwrap();
+    let mut compared = 0;
+    for row in rows {
+        let ts = row[col("time")].as_i64().unwrap();
+        let device = row[col("device")].as_str().unwrap().to_string();
+        let Some(values) = states.get(&(device.clone(), ts)) else {
+            continue;
+        };
+        for (point, v) in values {
+            assert_eq!(
+                row[col(point)].as_f64(),
+                v.as_f64(),
+                "{device}.{point} at {ts}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 100, "compared {compared} values");
+    assert_eq!(
+        states.len(),
+        rows.len().max(states.len()),
+        "every MQTT state is a row"
+    );
+    // Field types: numbers are floats, flags booleans.
+    let keys = influx.query("SHOW FIELD KEYS FROM bess_status", "bess", None);
+    let types: HashMap<String, String> = keys["results"][0]["series"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v[0].as_str().unwrap().to_string(),
+                v[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(types["online"], "boolean");
+    assert_eq!(types["poll_ms"], "float");
+    assert_eq!(types["errors"], "float");
+    let totals = influx.query(
+        "SELECT savings FROM bess_savings WHERE band = 'total'",
+        "bess",
+        None,
+    );
+    assert!(totals["results"][0]["series"][0]["values"]
+        .as_array()
+        .is_some_and(|v| !v.is_empty()));
+}
+
+#[test]
+fn a_database_outage_loses_nothing() {
+    let mut vm = VictoriaMetrics::start();
+    let sim = simulator();
+    let cfg = config(
+        sim.sim.addrs[0].port(),
+        &format!("[influxdb]\nurl = \"http://127.0.0.1:{}\"\nbucket = \"bess\"\nflush_interval = \"200ms\"\nconnect_timeout = \"1s\"\n", vm.port),
+    );
+    let mut daemon = Daemon::start(&cfg.path);
+    daemon.wait_logs(&["lab/pcs online"]);
+    std::thread::sleep(Duration::from_secs(2));
+    vm.stop();
+    std::thread::sleep(Duration::from_secs(30));
+    vm.resume();
+    let resumed = Timestamp::now().as_millisecond();
+    // Delivery is in order: a point polled after the restart means the backlog is in.
+    let seq = |vm: &VictoriaMetrics| {
+        vm.export("bess_telemetry_seq")
+            .into_iter()
+            .find(|(m, _)| m["device"] == "pcs")
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    };
+    for _ in 0..600 {
+        if seq(&vm).iter().any(|(t, _)| *t > resumed + 1000) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(daemon.terminate(), Some(0));
+    let mut points = seq(&vm);
+    points.sort_by_key(|p| p.0);
+    // Same timestamp twice (at least once) must carry the same value.
+    for w in points.windows(2) {
+        if w[0].0 == w[1].0 {
+            assert_eq!(
+                w[0].1, w[1].1,
+                "a point written twice with different values"
+            );
+        }
+    }
+    points.dedup();
+    let polls: Vec<u64> = points.iter().map(|p| p.1 as u64).collect();
+    for w in polls.windows(2) {
+        assert_eq!(
+            w[1],
+            w[0] + 1,
+            "polls {}..{} missing from the database",
+            w[0] + 1,
+            w[1]
+        );
+    }
+    assert!(
+        polls.len() > 150,
+        "about 34 s at 5 polls a second: {}",
+        polls.len()
+    );
+}
+
+#[test]
+fn a_bad_password_is_dead_lettered_and_mqtt_carries_on() {
+    let broker = Mosquitto::start();
+    let influx = InfluxV1::start(true);
+    influx.query(
+        "CREATE USER admin WITH PASSWORD 'right' WITH ALL PRIVILEGES",
+        "",
+        None,
+    );
+    influx.query("CREATE DATABASE bess", "", Some(("admin", "right")));
+    let sim = simulator();
+    let cfg = config(
+        sim.sim.addrs[0].port(),
+        &format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[influxdb]\nurl = \"http://127.0.0.1:{}\"\napi = \"v1\"\ndatabase = \"bess\"\nusername = \"admin\"\npassword = \"wrong\"\nflush_interval = \"200ms\"\n",
+            broker.port, influx.port
+        ),
+    );
+    let (got, _rt) = subscribe(broker.port, "t-bad", "bessmon/lab/pcs/state", None);
+    let mut daemon = Daemon::start(&cfg.path);
+    let line = daemon.wait_log("influxdb rejected a batch");
+    assert!(
+        line.contains("401") && line.contains("authorization failed"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("wrong"),
+        "the password is never logged: {line}"
+    );
+    // MQTT keeps flowing after the rejection.
+    let n = got.lock().unwrap().len();
+    wait_until(&got, "MQTT after the InfluxDB error", |g| g.len() > n + 5);
+    assert_eq!(daemon.terminate(), Some(0));
+    let dead = cfg.dir.path().join("state/influxdb-dead-letter");
+    let files: Vec<_> = std::fs::read_dir(&dead)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty());
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        text.starts_with("# rejected by") && text.contains("401") && text.contains("bess_"),
+        "{text}"
+    );
+}
