@@ -34,6 +34,14 @@ pub enum What {
         #[arg(long, default_value_t = 600)]
         outage: u64,
     },
+    /// Spool an InfluxDB outage's worth of points, then drain them to a local VictoriaMetrics.
+    Influx {
+        #[arg(long, default_value_t = 1000)]
+        sites: usize,
+        /// Seconds of outage to spool.
+        #[arg(long, default_value_t = 600)]
+        outage: u64,
+    },
     /// Replay a year of 1 s samples for one site through the accounting engine.
     Replay {
         /// Seconds of history (default: the 31,536,000 of 2025).
@@ -101,6 +109,7 @@ pub fn run(a: Args) -> Outcome {
             Ok(())
         }
         What::Mqtt { sites, outage } => mqtt(sites, outage),
+        What::Influx { sites, outage } => influx(sites, outage),
     }
 }
 
@@ -462,4 +471,167 @@ async fn stage(
         rss,
         100.0 * (sim1 - sim0) / el,
     ))
+}
+
+/// Per site and second: three telemetry lines and three status lines; the day's
+/// savings (six lines) once a minute.
+fn outage_points(sites: usize, seconds: u64) -> impl Iterator<Item = Vec<crate::spool::Record>> {
+    use crate::publish::{influx::encode, Event};
+    let start = jiff::Timestamp::now();
+    (0..seconds).map(move |s| {
+        let at = start + jiff::SignedDuration::from_secs(s as i64);
+        let mut batch = Vec::with_capacity(sites * 7);
+        for k in 0..sites {
+            let site: std::sync::Arc<str> = format!("site-{k:04}").into();
+            for (dev, n) in [("pcs", 12), ("bms", 11), ("meter", 7)] {
+                let values = (0..n)
+                    .map(|i| {
+                        (
+                            format!("point_{i}").into(),
+                            1000.0 * (s as f64 + i as f64).sin(),
+                        )
+                    })
+                    .collect();
+                batch.extend(encode(&Event::DeviceState {
+                    site: site.clone(),
+                    device: dev.into(),
+                    at,
+                    seq: s,
+                    values,
+                    invalid: vec![],
+                }));
+                batch.extend(encode(&Event::PollStatus {
+                    site: site.clone(),
+                    device: dev.into(),
+                    at,
+                    online: true,
+                    poll_ms: 3.5,
+                    errors: 0,
+                }));
+            }
+            if (s + k as u64) % 60 == 0 {
+                let day = crate::account::report::build(
+                    "x",
+                    crate::account::report::Period::Lifetime,
+                    "CNY",
+                    2000.0,
+                    None,
+                    &Default::default(),
+                    &Default::default(),
+                );
+                let mut day = day;
+                for b in ["valley", "flat", "peak", "critical"] {
+                    day.bands.insert(b.into(), day.total);
+                }
+                batch.extend(encode(&Event::Savings {
+                    site: site.clone(),
+                    at,
+                    currency: "CNY".into(),
+                    today: Box::new(day.clone()),
+                    month: Box::new(day.clone()),
+                    lifetime: Box::new(day),
+                }));
+            }
+        }
+        batch
+    })
+}
+
+fn influx(sites: usize, outage: u64) -> Outcome {
+    use crate::publish::influx::{InfluxSink, Settings, SINK};
+    use crate::spool::{Limits, Spool};
+    let fail = |e: String| Failure::runtime(e);
+    let dir = std::env::temp_dir().join(format!("bessmon-bench-influx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| fail(e.to_string()))?
+        .port();
+    let vm = Command::new("victoria-metrics")
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        .arg(format!("-storageDataPath={}", dir.join("vm").display()))
+        .arg("-loggerLevel=ERROR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            fail(format!(
+                "cannot start victoria-metrics (apt-get install victoria-metrics): {e}"
+            ))
+        })?;
+    let _vm = Guard(vm);
+    let spool = std::sync::Arc::new(
+        Spool::open(
+            &dir,
+            Limits {
+                max_bytes: 16 << 30,
+                max_age: Duration::from_secs(30 * 86400),
+            },
+        )
+        .map_err(|e| fail(e.to_string()))?,
+    );
+    let t0 = Instant::now();
+    let (mut records, mut lines) = (0u64, 0u64);
+    for second in outage_points(sites, outage) {
+        for chunk in second.chunks((second.len() / 5).max(1)) {
+            let batch: Vec<(&str, crate::spool::Record)> =
+                chunk.iter().map(|r| (SINK, r.clone())).collect();
+            lines += chunk
+                .iter()
+                .map(|r| r.payload.iter().filter(|&&b| b == b'\n').count() as u64)
+                .sum::<u64>();
+            spool.append(&batch).map_err(|e| fail(e.to_string()))?;
+            records += batch.len() as u64;
+        }
+    }
+    let fill = t0.elapsed().as_secs_f64();
+    let st = spool.stats(SINK);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c: crate::config::Influx = toml::from_str(&format!(
+        "url = \"http://127.0.0.1:{port}\"\nbucket = \"bess\"\nflush_interval = \"100ms\""
+    ))
+    .map_err(|e| fail(e.to_string()))?;
+    let settings = Settings::from_config(&c, &dir).map_err(fail)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let stop = CancellationToken::new();
+    let t1 = Instant::now();
+    let (drained, written) = rt.block_on(async {
+        let sink = InfluxSink::new(settings, spool.clone()).map_err(fail)?;
+        let stats = sink.stats.clone();
+        let task = tokio::spawn(sink.run(stop.clone()));
+        while spool.stats(SINK).count > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let el = t1.elapsed().as_secs_f64();
+        stop.cancel();
+        let _ = task.await;
+        Ok::<_, Failure>((
+            el,
+            stats
+                .written_lines
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    })?;
+    println!("| sites | outage | lines spooled | spool size | fill (lines/s) | written to VictoriaMetrics (lines/s) | catch-up time | faster than real time |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {sites} | {outage} s | {lines} ({records} records) | {:.0} MB | {:.0} | {:.0} | {:.1} s | {:.1}x |",
+        st.bytes as f64 / 1e6,
+        lines as f64 / fill,
+        written as f64 / drained,
+        drained,
+        outage as f64 / drained
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
