@@ -1,6 +1,7 @@
 //! Command-line entry: one small file per command, each turning arguments into
 //! calls of the parts of the flow. Exit codes: 0 ok, 1 invalid input, 2 runtime failure.
 mod bench;
+mod bench_outage;
 mod check;
 pub mod demo;
 mod plan;
