@@ -5,47 +5,11 @@
 mod support;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use bessmon::clock::SystemClock;
-use bessmon::sim;
 use jiff::Timestamp;
 use serde_json::Value;
 use support::*;
-use tokio_util::sync::CancellationToken;
-
-struct Sim {
-    _rt: tokio::runtime::Runtime,
-    sim: sim::Simulator,
-    cancel: CancellationToken,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-fn simulator() -> Sim {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let cancel = CancellationToken::new();
-    let sim = rt
-        .block_on(sim::start(
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            0,
-            vec![sim::SiteParams::standard(0)],
-            Arc::new(SystemClock),
-            cancel.clone(),
-        ))
-        .unwrap();
-    Sim {
-        _rt: rt,
-        sim,
-        cancel,
-    }
-}
 
 fn config(sim_port: u16, sections: &str) -> TestConfig {
     TestConfig::new(&format!(
@@ -87,7 +51,7 @@ fn close(a: f64, b: f64) -> bool {
 fn victoriametrics_v2_api_behind_a_path_prefix_matches_mqtt() {
     let broker = Mosquitto::start();
     let mut vm = VictoriaMetrics::start();
-    let sim = simulator();
+    let sim = simulator(1);
     let cfg = config(
         sim.sim.addrs[0].port(),
         &format!(
@@ -168,7 +132,7 @@ fn influxdb_1x_v1_api_queried_with_influxql() {
     let broker = Mosquitto::start();
     let influx = InfluxV1::start(false);
     influx.query("CREATE DATABASE bess", "", None);
-    let sim = simulator();
+    let sim = simulator(1);
     let cfg = config(
         sim.sim.addrs[0].port(),
         &format!(
@@ -248,7 +212,7 @@ fn influxdb_1x_v1_api_queried_with_influxql() {
 #[test]
 fn a_database_outage_loses_nothing() {
     let mut vm = VictoriaMetrics::start();
-    let sim = simulator();
+    let sim = simulator(1);
     let cfg = config(
         sim.sim.addrs[0].port(),
         &format!("[influxdb]\nurl = \"http://127.0.0.1:{}\"\nbucket = \"bess\"\nflush_interval = \"200ms\"\nconnect_timeout = \"1s\"\n", vm.port),
@@ -314,7 +278,7 @@ fn a_bad_password_is_dead_lettered_and_mqtt_carries_on() {
         None,
     );
     influx.query("CREATE DATABASE bess", "", Some(("admin", "right")));
-    let sim = simulator();
+    let sim = simulator(1);
     let cfg = config(
         sim.sim.addrs[0].port(),
         &format!(

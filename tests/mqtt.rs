@@ -4,46 +4,12 @@
 //! password.
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bessmon::clock::SystemClock;
-use bessmon::sim;
 use jiff::Timestamp;
 use serde_json::Value;
 use support::*;
-use tokio_util::sync::CancellationToken;
-
-struct Sim {
-    rt: tokio::runtime::Runtime,
-    sim: sim::Simulator,
-    cancel: CancellationToken,
-}
-
-fn simulator(sites: usize) -> Sim {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let cancel = CancellationToken::new();
-    let params = (0..sites).map(sim::SiteParams::standard).collect();
-    let sim = rt
-        .block_on(sim::start(
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            0,
-            params,
-            Arc::new(SystemClock),
-            cancel.clone(),
-        ))
-        .unwrap();
-    Sim { rt, sim, cancel }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-        let _ = &self.rt;
-    }
-}
 
 fn config_body(mqtt: &str, port: u16, poll: &str, devices: &[&str]) -> String {
     let all = sim_devices(port, "1s");

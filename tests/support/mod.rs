@@ -782,3 +782,37 @@ impl InfluxV1 {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
     }
 }
+
+/// The simulator in the test's process on ephemeral ports, real time; stopped when dropped.
+pub struct SimHandle {
+    _rt: tokio::runtime::Runtime,
+    pub sim: bessmon::sim::Simulator,
+    cancel: CancellationToken,
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+pub fn simulator(sites: usize) -> SimHandle {
+    use std::net::{IpAddr, Ipv4Addr};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cancel = CancellationToken::new();
+    let params = (0..sites).map(bessmon::sim::SiteParams::standard).collect();
+    let sim = rt
+        .block_on(bessmon::sim::start(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            0,
+            params,
+            Arc::new(SystemClock),
+            cancel.clone(),
+        ))
+        .unwrap();
+    SimHandle {
+        _rt: rt,
+        sim,
+        cancel,
+    }
+}
