@@ -12,10 +12,22 @@ pub struct Args {
     /// Config file (default: $BESSMON_CONFIG, then /etc/bessmon/bessmon.toml).
     #[arg(short = 'c', long = "config")]
     pub config: Option<PathBuf>,
+    /// Poll only the sites in shard i of n (by a stable hash of the site id).
+    #[arg(long)]
+    pub shard: Option<crate::config::shard::Shard>,
 }
 
 pub async fn run(a: Args) -> Outcome {
-    let v = load_config(a.config.as_ref())?;
+    let mut v = load_config(a.config.as_ref())?;
+    if let Some(shard) = a.shard {
+        v.retain_shard(shard);
+        tracing::info!(
+            "shard {}/{}: {} of the configured sites",
+            shard.index,
+            shard.count,
+            v.sites.len()
+        );
+    }
     let cancel = CancellationToken::new();
     crate::shutdown::cancel_on_signal(cancel.clone());
     let clock: SharedClock = Arc::new(SystemClock);

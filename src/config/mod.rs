@@ -6,6 +6,7 @@
 //! while validation names every bad key.
 pub mod duration;
 pub mod load;
+pub mod shard;
 pub mod validate;
 
 use std::path::PathBuf;

@@ -81,6 +81,11 @@ impl Validated {
         self.sites.iter().flat_map(|s| s.devices.iter())
     }
 
+    /// Keeps only the sites of one shard.
+    pub fn retain_shard(&mut self, shard: super::shard::Shard) {
+        self.sites.retain(|s| shard.owns(&s.id));
+    }
+
     pub fn requests_per_poll(&self) -> usize {
         self.devices().map(|d| d.profile.plan.fast.len()).sum()
     }
