@@ -192,6 +192,23 @@ impl Accountant {
         ))
     }
 
+    /// A site's report for any period, as the API asks for it.
+    pub fn report(&mut self, site: &str, period: Period) -> Option<Report> {
+        let a = self.sites.get_mut(site)?;
+        a.ledger.flush();
+        let t = &a.setup.tariff;
+        let demand = t.demand.as_ref().map(|d| d.price_per_kw_month);
+        Some(report::build(
+            &a.setup.site,
+            period,
+            &t.currency,
+            a.setup.capacity_kwh,
+            demand,
+            &a.ledger.days,
+            &a.demand.months,
+        ))
+    }
+
     /// Writes what changed since the last commit, all sites in one transaction.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         let changes: Vec<_> = self.sites.values_mut().map(|a| a.take_changes()).collect();

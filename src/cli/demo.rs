@@ -59,7 +59,7 @@ pub fn demo_config(
     state_dir: &std::path::Path,
 ) -> String {
     let mut t = format!(
-        "[daemon]\ninstance = \"bessmon-demo\"\nstate_dir = {:?}\nprofile_dirs = []\ntariff_dirs = []\n",
+        "[daemon]\ninstance = \"bessmon-demo\"\nstate_dir = {:?}\nhttp_listen = \"127.0.0.1:0\"\nprofile_dirs = []\ntariff_dirs = []\n",
         state_dir.display().to_string()
     );
     for (k, a) in addrs.iter().enumerate() {

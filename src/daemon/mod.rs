@@ -18,9 +18,11 @@ use crate::acquire::{self, Sample};
 use crate::clock::SharedClock;
 use crate::config::duration::parse_duration;
 use crate::config::validate::Validated;
+use crate::publish::http::{self, Live};
 use crate::publish::influx;
 use crate::publish::mqtt::{MqttSink, Settings};
 use crate::publish::outbox::{Outbox, Sink};
+use crate::publish::Event;
 use crate::spool::{Limits, Spool};
 
 /// At least this often the ledger and counter state reach the disk.
@@ -68,8 +70,9 @@ pub async fn run(
     } else {
         None
     };
-    // InfluxDB wants the day's savings at least once a minute; MQTT may ask more often.
-    let mut savings_every = Duration::from_secs(60);
+    // The API shows today's savings, and InfluxDB wants them at least once a
+    // minute; MQTT may ask for them more often still.
+    let mut savings_every = Duration::from_secs(10);
     if let (Some(m), Some(spool)) = (&v.config.mqtt, &spool) {
         let settings = Settings::from_config(m, &daemon.instance, &daemon.state_dir)
             .map_err(DaemonError::Config)?;
@@ -87,15 +90,57 @@ pub async fn run(
         });
         sinks.spawn(MqttSink::new(settings, v, spool.clone()).run(sinks_stop.clone()));
     }
+    let mut influx_stats = None;
     if let (Some(i), Some(spool)) = (&v.config.influxdb, &spool) {
         let settings =
             influx::Settings::from_config(i, &daemon.state_dir).map_err(DaemonError::Config)?;
         tracing::info!("writing to InfluxDB ({} API) at {}", i.api, i.url);
         outbox_sinks.push(Sink::Influx);
         let sink = influx::InfluxSink::new(settings, spool.clone()).map_err(DaemonError::Config)?;
+        influx_stats = Some(sink.stats.clone());
         sinks.spawn(sink.run(sinks_stop.clone()));
     }
     let mut outbox = Outbox::new(outbox_sinks);
+
+    // HTTP: bind now, so a taken port stops the daemon before it polls anything.
+    let live = Arc::new(std::sync::RwLock::new(Live::new(v)));
+    let (savings_tx, mut savings_rx) = mpsc::channel::<http::SavingsQuery>(16);
+    let listener = http::bind(&daemon.http_listen).await.map_err(|e| {
+        DaemonError::Config(format!(
+            "daemon.http_listen {}: cannot listen: {e}",
+            daemon.http_listen
+        ))
+    })?;
+    let token = match &daemon.http_token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| {
+                    DaemonError::Config(format!("daemon.http_token_file {}: {e}", f.display()))
+                })?
+                .trim()
+                .into(),
+        ),
+        None => None,
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("HTTP on http://{addr}/ (API, /metrics, /healthz)");
+    }
+    let shared = http::Shared {
+        live: live.clone(),
+        token,
+        savings: savings_tx,
+        spool: spool.clone(),
+        sinks: [
+            (v.config.mqtt.is_some(), crate::publish::mqtt::SINK),
+            (v.config.influxdb.is_some(), influx::SINK),
+        ]
+        .into_iter()
+        .filter_map(|(on, s)| on.then_some(s))
+        .collect(),
+        influx: influx_stats,
+    };
+    let http_stop = CancellationToken::new();
+    let http_task = tokio::spawn(http::serve(listener, shared, http_stop.clone()));
 
     let (tx, mut rx) = mpsc::channel::<Sample>(daemon.sample_queue);
     let mut pollers = acquire::spawn(v.devices(), clock.clone(), tx, cancel.clone());
@@ -123,10 +168,14 @@ pub async fn run(
                 Some(s) => {
                     books.on_sample(&s);
                     availability.observe(&s, opts.log_every);
-                    if outbox.is_enabled() {
-                        announcer.on_sample(&s, &mut books, &mut events);
-                        events.drain(..).for_each(|e| outbox.push(&e));
+                    announcer.on_sample(&s, &mut books, &mut events);
+                    let mut l = live.write().unwrap_or_else(|e| e.into_inner());
+                    l.on_sample(&s);
+                    for e in events.drain(..) {
+                        update_live(&mut l, &e);
+                        outbox.push(&e);
                     }
+                    drop(l);
                     if books.needs_commit() {
                         commit_books(&mut books);
                     }
@@ -135,9 +184,20 @@ pub async fn run(
                 None => break,
             },
             _ = to_spool.tick(), if !outbox.is_empty() => flush(&mut outbox, spool.as_deref()),
-            _ = savings.tick(), if outbox.is_enabled() => {
+            _ = savings.tick() => {
                 announcer.all_savings(&mut books, clock.now(), &mut events);
-                events.drain(..).for_each(|e| outbox.push(&e));
+                let mut l = live.write().unwrap_or_else(|e| e.into_inner());
+                for e in events.drain(..) {
+                    update_live(&mut l, &e);
+                    outbox.push(&e);
+                }
+                for (site, a) in &books.sites {
+                    let n = a.anomalies;
+                    l.anomalies.insert(site.to_string(), [n.quarantined, n.resets, n.rollovers, n.transients, n.gaps]);
+                }
+            }
+            Some((site, period, reply)) = savings_rx.recv() => {
+                let _ = reply.send(books.report(&site, period));
             }
             _ = summary.tick(), if opts.summary_every.is_some() => {
                 for line in books.summary(clock.now()) {
@@ -153,6 +213,8 @@ pub async fn run(
     tracing::info!("ledger and spool committed");
     sinks_stop.cancel();
     while sinks.join_next().await.is_some() {}
+    http_stop.cancel();
+    let _ = http_task.await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -169,5 +231,32 @@ fn flush(outbox: &mut Outbox, spool: Option<&Spool>) {
     let n = outbox.len();
     if let Err(e) = tokio::task::block_in_place(|| outbox.flush(spool)) {
         tracing::error!("cannot write {n} messages to the spool (kept in memory, retrying): {e}");
+    }
+}
+
+/// Keeps the HTTP side's view of tariffs and savings current.
+fn update_live(l: &mut Live, e: &Event) {
+    match e {
+        Event::Tariff {
+            site,
+            band,
+            price,
+            until,
+            ..
+        } => {
+            if let Some(s) = l.sites.get_mut(&**site) {
+                s.tariff = Some(http::live::Tariff {
+                    band: band.clone(),
+                    price: *price,
+                    until: until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                });
+            }
+        }
+        Event::Savings { site, today, .. } => {
+            if let Some(s) = l.sites.get_mut(&**site) {
+                s.today = Some((**today).clone());
+            }
+        }
+        _ => {}
     }
 }

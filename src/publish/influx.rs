@@ -213,6 +213,8 @@ pub struct InfluxStats {
     pub written_lines: AtomicU64,
     pub failed_requests: AtomicU64,
     pub dead_lettered_batches: AtomicU64,
+    pub writes: AtomicU64,
+    pub write_nanos: AtomicU64,
 }
 
 enum Outcome {
@@ -277,6 +279,7 @@ impl InfluxSink {
                 .flat_map(|(_, r)| r.payload.iter().copied())
                 .collect();
             let lines = body.iter().filter(|&&b| b == b'\n').count() as u64;
+            let started = std::time::Instant::now();
             let outcome = if stopping {
                 tokio::time::timeout(Duration::from_secs(2), self.post(&body))
                     .await
@@ -284,6 +287,10 @@ impl InfluxSink {
             } else {
                 self.post(&body).await
             };
+            self.stats.writes.fetch_add(1, Relaxed);
+            self.stats
+                .write_nanos
+                .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
             match outcome {
                 Outcome::Written => {
                     if failing {

@@ -154,7 +154,7 @@ impl TestConfig {
     pub fn with_profile_dir(body: &str, extra: &Path) -> TestConfig {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "[daemon]\ninstance = \"test\"\nstate_dir = {:?}\nprofile_dirs = [{:?}, {:?}]\ntariff_dirs = []\n\n{body}",
+            "[daemon]\ninstance = \"test\"\nstate_dir = {:?}\nhttp_listen = \"127.0.0.1:0\"\nprofile_dirs = [{:?}, {:?}]\ntariff_dirs = []\n\n{body}",
             dir.path().join("state").display().to_string(),
             extra.display().to_string(),
             data_dir().join("profiles").display().to_string(),

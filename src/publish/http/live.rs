@@ -1,0 +1,181 @@
+//! What the HTTP side shows: the latest state of every site and device, kept
+//! current by the daemon loop, plus the counters `/metrics` renders.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::account::report::Report;
+use crate::acquire::decode::Value;
+use crate::acquire::profile::Role;
+use crate::acquire::sample::ErrorKind;
+use crate::acquire::Sample;
+use crate::config::validate::Validated;
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DeviceLive {
+    pub online: bool,
+    pub last_poll: Option<String>,
+    pub poll_ms: f64,
+    pub errors: Vec<String>,
+    pub values: BTreeMap<String, f64>,
+    pub invalid: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Tariff {
+    pub band: String,
+    pub price: f64,
+    pub until: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SiteLive {
+    pub id: String,
+    pub name: String,
+    pub currency: String,
+    pub tariff_id: String,
+    pub capacity_kwh: f64,
+    pub rated_power_kw: f64,
+    pub soc: Option<f64>,
+    /// + = discharge.
+    pub battery_power_kw: Option<f64>,
+    /// + = import.
+    pub grid_power_kw: Option<f64>,
+    pub tariff: Option<Tariff>,
+    pub today: Option<Report>,
+    pub devices: BTreeMap<String, DeviceLive>,
+}
+
+/// Per-device counters for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceMetrics {
+    pub polls: u64,
+    pub requests: u64,
+    pub missed: u64,
+    pub errors: [u64; 4],
+    /// Poll duration histogram: counts per bucket of [`BUCKETS`], then the sum in seconds.
+    pub buckets: [u64; BUCKETS.len()],
+    pub duration_sum: f64,
+}
+
+pub const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+pub fn kind_index(k: ErrorKind) -> usize {
+    match k {
+        ErrorKind::Timeout => 0,
+        ErrorKind::Exception => 1,
+        ErrorKind::Transport => 2,
+        ErrorKind::Decode => 3,
+    }
+}
+
+pub const KINDS: [&str; 4] = ["timeout", "exception", "transport", "decode"];
+
+#[derive(Debug, Default)]
+pub struct Live {
+    /// The config is loaded and every site has been polled once.
+    pub ready: bool,
+    pub sites: BTreeMap<String, SiteLive>,
+    pub devices: BTreeMap<(String, String), DeviceMetrics>,
+    /// Per site: quarantined, resets, rollovers, transients, gaps.
+    pub anomalies: BTreeMap<String, [u64; 5]>,
+}
+
+impl Live {
+    pub fn new(v: &Validated) -> Live {
+        let mut live = Live::default();
+        for s in &v.sites {
+            live.sites.insert(
+                s.id.to_string(),
+                SiteLive {
+                    id: s.id.to_string(),
+                    name: s.name.clone(),
+                    currency: s.tariff.currency.clone(),
+                    tariff_id: s.tariff.id.clone(),
+                    capacity_kwh: s.capacity_kwh,
+                    rated_power_kw: s.rated_power_kw,
+                    devices: s
+                        .devices
+                        .iter()
+                        .map(|d| (d.id.to_string(), DeviceLive::default()))
+                        .collect(),
+                    ..SiteLive::default()
+                },
+            );
+        }
+        live
+    }
+
+    pub fn on_sample(&mut self, s: &Sample) {
+        let (site, device) = (s.device.site.to_string(), s.device.device.to_string());
+        let m = self
+            .devices
+            .entry((site.clone(), device.clone()))
+            .or_default();
+        m.polls += 1;
+        m.requests += s.requests as u64;
+        m.missed += s.missed as u64;
+        for e in &s.errors {
+            m.errors[kind_index(e.kind)] += 1;
+        }
+        let secs = s.poll_duration.as_secs_f64();
+        m.duration_sum += secs;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                m.buckets[i] += 1;
+            }
+        }
+        let Some(sl) = self.sites.get_mut(&site) else {
+            return;
+        };
+        let d = sl.devices.entry(device).or_default();
+        d.online = s.online;
+        d.last_poll = Some(s.at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        d.poll_ms = secs * 1000.0;
+        d.errors = s.errors.iter().map(|e| e.to_string()).collect();
+        if s.online {
+            let profile = &s.device.profile;
+            d.values.clear();
+            d.invalid.clear();
+            for r in &s.readings {
+                let p = &profile.points[r.point];
+                let v = match r.value {
+                    Value::Num(v) => v,
+                    Value::Bool(b) => b as u8 as f64,
+                    Value::Text(_) => continue,
+                };
+                d.values.insert(p.name.to_string(), v);
+                if !r.valid {
+                    d.invalid.push(p.name.to_string());
+                    continue;
+                }
+                match p.role {
+                    Some(Role::Soc) => sl.soc = Some(v),
+                    Some(Role::BatteryPower) => {
+                        sl.battery_power_kw =
+                            Some(if p.sign == crate::acquire::profile::Sign::ChargePositive {
+                                -v
+                            } else {
+                                v
+                            })
+                    }
+                    Some(Role::GridPower) => sl.grid_power_kw = Some(v),
+                    _ => {}
+                }
+            }
+        }
+        if !self.ready
+            && self
+                .sites
+                .values()
+                .all(|s| s.devices.values().all(|d| d.last_poll.is_some()))
+        {
+            self.ready = true;
+        }
+    }
+}
+
+pub fn fmt_duration(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}

@@ -1,0 +1,233 @@
+//! `/metrics` in the Prometheus text format.
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::live::{Live, BUCKETS, KINDS};
+use super::Shared;
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub fn render(live: &Live, shared: &Shared) -> String {
+    let mut o = String::with_capacity(16 * 1024);
+    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(
+        &mut o,
+        "bessmon_up",
+        "gauge",
+        "1 while the daemon runs; ready is 1 once every device was polled.",
+    );
+    let _ = writeln!(o, "bessmon_up 1\nbessmon_ready {}", live.ready as u8);
+
+    family(
+        &mut o,
+        "bessmon_poll_duration_seconds",
+        "histogram",
+        "Time to poll a device, all its requests.",
+    );
+    for ((site, dev), m) in &live.devices {
+        let l = format!("site=\"{}\",device=\"{}\"", esc(site), esc(dev));
+        for (b, c) in BUCKETS.iter().zip(m.buckets.iter()) {
+            let _ = writeln!(
+                o,
+                "bessmon_poll_duration_seconds_bucket{{{l},le=\"{b}\"}} {c}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "bessmon_poll_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+            m.polls
+        );
+        let _ = writeln!(
+            o,
+            "bessmon_poll_duration_seconds_sum{{{l}}} {}",
+            m.duration_sum
+        );
+        let _ = writeln!(o, "bessmon_poll_duration_seconds_count{{{l}}} {}", m.polls);
+    }
+    family(
+        &mut o,
+        "bessmon_poll_errors_total",
+        "counter",
+        "Failed requests by kind: timeout, exception, transport, decode.",
+    );
+    for ((site, dev), m) in &live.devices {
+        for (k, c) in KINDS.iter().zip(m.errors.iter()) {
+            let _ = writeln!(
+                o,
+                "bessmon_poll_errors_total{{site=\"{}\",device=\"{}\",kind=\"{k}\"}} {c}",
+                esc(site),
+                esc(dev)
+            );
+        }
+    }
+    for (name, help, f) in [
+        (
+            "bessmon_polls_total",
+            "Polls made.",
+            (|m: &super::live::DeviceMetrics| m.polls) as fn(&super::live::DeviceMetrics) -> u64,
+        ),
+        ("bessmon_requests_total", "Modbus requests sent.", |m| {
+            m.requests
+        }),
+        (
+            "bessmon_missed_polls_total",
+            "Scheduled polls skipped because a poll overran its interval.",
+            |m| m.missed,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        for ((site, dev), m) in &live.devices {
+            let _ = writeln!(
+                o,
+                "{name}{{site=\"{}\",device=\"{}\"}} {}",
+                esc(site),
+                esc(dev),
+                f(m)
+            );
+        }
+    }
+    family(
+        &mut o,
+        "bessmon_device_online",
+        "gauge",
+        "1 when the device's last poll was answered.",
+    );
+    for s in live.sites.values() {
+        for (dev, d) in &s.devices {
+            let _ = writeln!(
+                o,
+                "bessmon_device_online{{site=\"{}\",device=\"{}\"}} {}",
+                esc(&s.id),
+                esc(dev),
+                d.online as u8
+            );
+        }
+    }
+    family(&mut o, "bessmon_counter_anomalies_total", "counter", "Energy counter events: quarantined jumps, resets, rollovers, transients, integration gaps.");
+    for (site, a) in &live.anomalies {
+        for (k, c) in ["quarantined", "reset", "rollover", "transient", "gap"]
+            .iter()
+            .zip(a.iter())
+        {
+            let _ = writeln!(
+                o,
+                "bessmon_counter_anomalies_total{{site=\"{}\",kind=\"{k}\"}} {c}",
+                esc(site)
+            );
+        }
+    }
+    family(
+        &mut o,
+        "bessmon_savings_today",
+        "gauge",
+        "Today's arbitrage savings so far, in the tariff's currency.",
+    );
+    for s in live.sites.values() {
+        if let Some(t) = &s.today {
+            let _ = writeln!(
+                o,
+                "bessmon_savings_today{{site=\"{}\",currency=\"{}\"}} {}",
+                esc(&s.id),
+                esc(&s.currency),
+                t.total.savings
+            );
+        }
+    }
+    if let Some(spool) = &shared.spool {
+        let now = jiff::Timestamp::now().as_millisecond();
+        family(
+            &mut o,
+            "bessmon_spool_entries",
+            "gauge",
+            "Messages waiting in a sink's spool queue.",
+        );
+        family(
+            &mut o,
+            "bessmon_spool_bytes",
+            "gauge",
+            "Bytes waiting in a sink's spool queue.",
+        );
+        family(
+            &mut o,
+            "bessmon_spool_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest waiting message.",
+        );
+        family(
+            &mut o,
+            "bessmon_spool_dropped_total",
+            "counter",
+            "Messages dropped to stay within spool.max_bytes / max_age.",
+        );
+        for sink in &shared.sinks {
+            let st = spool.stats(sink);
+            let age = st
+                .oldest_ms
+                .map(|t| (now - t).max(0) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            let _ = writeln!(o, "bessmon_spool_entries{{sink=\"{sink}\"}} {}", st.count);
+            let _ = writeln!(o, "bessmon_spool_bytes{{sink=\"{sink}\"}} {}", st.bytes);
+            let _ = writeln!(
+                o,
+                "bessmon_spool_oldest_age_seconds{{sink=\"{sink}\"}} {age}"
+            );
+            let _ = writeln!(
+                o,
+                "bessmon_spool_dropped_total{{sink=\"{sink}\"}} {}",
+                st.dropped
+            );
+        }
+    }
+    if let Some(i) = &shared.influx {
+        family(
+            &mut o,
+            "bessmon_sink_written_total",
+            "counter",
+            "Lines a sink has written.",
+        );
+        let _ = writeln!(
+            o,
+            "bessmon_sink_written_total{{sink=\"influxdb\"}} {}",
+            i.written_lines.load(Relaxed)
+        );
+        family(
+            &mut o,
+            "bessmon_sink_failures_total",
+            "counter",
+            "Failed writes (retried) and rejected batches (dead-lettered).",
+        );
+        let _ = writeln!(
+            o,
+            "bessmon_sink_failures_total{{sink=\"influxdb\",kind=\"retried\"}} {}",
+            i.failed_requests.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "bessmon_sink_failures_total{{sink=\"influxdb\",kind=\"dead_lettered\"}} {}",
+            i.dead_lettered_batches.load(Relaxed)
+        );
+        family(
+            &mut o,
+            "bessmon_sink_write_seconds",
+            "summary",
+            "Time of sink writes.",
+        );
+        let _ = writeln!(
+            o,
+            "bessmon_sink_write_seconds_sum{{sink=\"influxdb\"}} {}",
+            i.write_nanos.load(Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(
+            o,
+            "bessmon_sink_write_seconds_count{{sink=\"influxdb\"}} {}",
+            i.writes.load(Relaxed)
+        );
+    }
+    o
+}

@@ -1,0 +1,158 @@
+//! The HTTP side on `daemon.http_listen`: health, readiness, metrics and the
+//! JSON API. It reads the live state the daemon loop keeps; savings for a
+//! period are computed by the daemon loop, which owns the books.
+pub mod live;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::account::report::{Period, Report};
+use crate::publish::influx::InfluxStats;
+use crate::spool::Spool;
+pub use live::Live;
+
+/// A request for a site's savings over a period, answered by the daemon loop.
+pub type SavingsQuery = (String, Period, oneshot::Sender<Option<Report>>);
+
+#[derive(Clone)]
+pub struct Shared {
+    pub live: Arc<RwLock<Live>>,
+    pub token: Option<Arc<str>>,
+    pub savings: mpsc::Sender<SavingsQuery>,
+    pub spool: Option<Arc<Spool>>,
+    pub sinks: Vec<&'static str>,
+    pub influx: Option<Arc<InfluxStats>>,
+}
+
+fn read(live: &RwLock<Live>) -> std::sync::RwLockReadGuard<'_, Live> {
+    live.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn router(shared: Shared) -> Router {
+    let api = Router::new()
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/sites", get(sites))
+        .route("/api/v1/sites/{id}", get(site))
+        .route("/api/v1/sites/{id}/savings", get(savings))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), auth));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(api)
+        .with_state(shared)
+}
+
+/// Everything but `/healthz` needs the bearer token when one is configured.
+async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    if let Some(token) = &s.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(&**token) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a bearer token is required\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn readyz(State(s): State<Shared>) -> Response {
+    if read(&s.live).ready {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the first poll of every device\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics_text(State(s): State<Shared>) -> Response {
+    let body = metrics::render(&read(&s.live), &s);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn sites(State(s): State<Shared>) -> Json<serde_json::Value> {
+    let live = read(&s.live);
+    let list: Vec<_> = live
+        .sites
+        .values()
+        .map(|x| {
+            json!({
+                "id": x.id, "name": x.name, "currency": x.currency, "soc": x.soc,
+                "battery_power_kw": x.battery_power_kw, "grid_power_kw": x.grid_power_kw,
+                "tariff": x.tariff, "savings_today": x.today.as_ref().map(|t| t.total.savings),
+                "devices_online": x.devices.values().filter(|d| d.online).count(), "devices": x.devices.len(),
+            })
+        })
+        .collect();
+    Json(json!(list))
+}
+
+async fn site(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    match read(&s.live).sites.get(&id) {
+        Some(x) => Json(x.clone()).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no site `{id}`\n")).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct PeriodQuery {
+    period: Option<String>,
+}
+
+async fn savings(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<PeriodQuery>,
+) -> Response {
+    let p = q.period.unwrap_or_else(|| "lifetime".into());
+    let period: Period = match p.parse() {
+        Ok(p) => p,
+        Err(m) => return (StatusCode::BAD_REQUEST, format!("period: {m}\n")).into_response(),
+    };
+    let (tx, rx) = oneshot::channel();
+    if s.savings.send((id.clone(), period, tx)).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match rx.await {
+        Ok(Some(r)) => Json(r).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, format!("no site `{id}`\n")).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
+}
+
+/// Binds first (a taken port is a startup error), then serves until `stop`.
+pub async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, shared: Shared, stop: CancellationToken) {
+    let app = router(shared);
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
+        tracing::error!("HTTP server on {local:?} stopped: {e}");
+    }
+}

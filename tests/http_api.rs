@@ -1,0 +1,142 @@
+//! The HTTP side of `bessmon run`: health, readiness, the JSON API, metrics
+//! and the bearer token.
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+fn http_port(d: &Daemon) -> u16 {
+    let line = d.wait_log("HTTP on http://");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    addr.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    http(
+        "GET",
+        port,
+        path,
+        "",
+        token.map(|t| format!("Bearer {t}")).as_deref(),
+    )
+}
+
+#[test]
+fn health_api_metrics_and_savings() {
+    let sim = simulator(1);
+    let cfg = TestConfig::new(&sized_site_toml(
+        "200ms",
+        2000.0,
+        1000.0,
+        &sim_devices(sim.sim.addrs[0].port(), "1s"),
+    ));
+    let mut d = Daemon::start(&cfg.path);
+    let port = http_port(&d);
+    assert_eq!(get(port, "/healthz", None).0, 200);
+    // Ready once every device has been polled.
+    let mut ready = false;
+    for _ in 0..200 {
+        if get(port, "/readyz", None).0 == 200 {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ready, "/readyz never turned 200");
+    d.wait_logs(&["lab/pcs online"]);
+    let (code, body) = get(port, "/api/v1/sites", None);
+    assert_eq!(code, 200, "{body}");
+    let sites: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sites[0]["id"], "lab");
+    assert_eq!(sites[0]["devices"], 3);
+    let (code, body) = get(port, "/api/v1/sites/lab", None);
+    assert_eq!(code, 200);
+    let site: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        site["soc"]
+            .as_f64()
+            .is_some_and(|s| (0.0..=100.0).contains(&s)),
+        "{site}"
+    );
+    assert!(site["battery_power_kw"].is_number());
+    assert!(
+        site["tariff"]["band"].is_string() && site["tariff"]["price"].is_number(),
+        "{site}"
+    );
+    assert!(site["devices"]["pcs"]["values"]["active_power"].is_number());
+    assert_eq!(site["devices"]["pcs"]["online"], true);
+    assert_eq!(get(port, "/api/v1/sites/nowhere", None).0, 404);
+    let (code, body) = get(port, "/api/v1/sites/lab/savings?period=lifetime", None);
+    assert_eq!(code, 200, "{body}");
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(r["period"], "lifetime");
+    assert!(r["total"]["savings"].is_number() && r["bands"].is_object());
+    assert_eq!(
+        get(port, "/api/v1/sites/lab/savings?period=yesterday", None).0,
+        400
+    );
+    let (code, text) = get(port, "/metrics", None);
+    assert_eq!(code, 200);
+    for name in [
+        "bessmon_poll_duration_seconds_bucket{site=\"lab\",device=\"pcs\",le=\"0.005\"}",
+        "bessmon_poll_errors_total{site=\"lab\",device=\"meter\",kind=\"timeout\"}",
+        "bessmon_requests_total{site=\"lab\",device=\"bms\"}",
+        "bessmon_missed_polls_total",
+        "bessmon_device_online{site=\"lab\",device=\"pcs\"} 1",
+        "bessmon_ready 1",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    assert_eq!(d.terminate(), Some(0));
+}
+
+#[test]
+fn the_bearer_token_guards_everything_but_healthz() {
+    let sim = simulator(1);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "t0ken\n").unwrap();
+    let cfg = TestConfig::new(&sized_site_toml(
+        "200ms",
+        2000.0,
+        1000.0,
+        &sim_devices(sim.sim.addrs[0].port(), "1s"),
+    ));
+    let text = std::fs::read_to_string(&cfg.path).unwrap().replace(
+        "http_listen = \"127.0.0.1:0\"\n",
+        &format!(
+            "http_listen = \"127.0.0.1:0\"\nhttp_token_file = {:?}\n",
+            token_file.display().to_string()
+        ),
+    );
+    std::fs::write(&cfg.path, text).unwrap();
+    let mut d = Daemon::start(&cfg.path);
+    let port = http_port(&d);
+    assert_eq!(get(port, "/healthz", None).0, 200);
+    for path in [
+        "/readyz",
+        "/metrics",
+        "/api/v1/sites",
+        "/api/v1/sites/lab",
+        "/api/v1/sites/lab/savings?period=lifetime",
+    ] {
+        assert_eq!(get(port, path, None).0, 401, "{path} without a token");
+        assert_eq!(
+            get(port, path, Some("wrong")).0,
+            401,
+            "{path} with a wrong token"
+        );
+        assert_ne!(
+            get(port, path, Some("t0ken")).0,
+            401,
+            "{path} with the token"
+        );
+    }
+    assert_eq!(d.terminate(), Some(0));
+}
