@@ -13,6 +13,8 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 [ -x /usr/bin/influxd ] || need+=(influxdb)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+/usr/bin/python3 -c "import yaml" >/dev/null 2>&1 || need+=(python3-yaml)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test peers: ${need[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

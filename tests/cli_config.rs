@@ -218,7 +218,8 @@ fn run_stops_cleanly_on_sigterm() {
 
 #[test]
 fn bundled_example_config_passes_check() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/bessmon.example.toml");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config/examples/site-chongqing-tcp.toml");
     let out = cli_c("check", &path, &[]);
     assert!(
         out.status.success(),

@@ -81,6 +81,22 @@ fn health_api_metrics_and_savings() {
         get(port, "/api/v1/sites/lab/savings?period=yesterday", None).0,
         400
     );
+    let (code, body) = get(port, "/api/v1/sites/lab/history", None);
+    assert_eq!(code, 200);
+    let h: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        !h["points"].as_array().unwrap().is_empty(),
+        "history has the first poll: {h}"
+    );
+    assert!(
+        h["bands"].as_array().unwrap().len() >= 2,
+        "24 h of tariff bands: {h}"
+    );
+    let (code, body) = get(port, "/api/v1/sites/lab/days?period=lifetime", None);
+    assert_eq!(code, 200, "{body}");
+    let (code, page) = get(port, "/", None);
+    assert_eq!(code, 200);
+    assert!(page.contains("/api/v1/sites"), "the dashboard page");
     let (code, text) = get(port, "/metrics", None);
     assert_eq!(code, 200);
     for name in [

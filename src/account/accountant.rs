@@ -209,6 +209,29 @@ impl Accountant {
         ))
     }
 
+    /// Per day of `period`: the date, savings, charge and discharge.
+    pub fn days(&mut self, site: &str, period: Period) -> Option<Vec<serde_json::Value>> {
+        let a = self.sites.get_mut(site)?;
+        a.ledger.flush();
+        let t = &a.setup.tariff;
+        let dates: Vec<jiff::civil::Date> = a
+            .ledger
+            .days
+            .keys()
+            .filter(|d| period.contains(**d))
+            .copied()
+            .collect();
+        Some(
+            dates
+                .into_iter()
+                .map(|d| {
+                    let r = report::build(&a.setup.site, Period::Day(d), &t.currency, a.setup.capacity_kwh, None, &a.ledger.days, &a.demand.months);
+                    serde_json::json!({ "date": d.to_string(), "savings": r.total.savings, "charge_kwh": r.total.charge_kwh, "discharge_kwh": r.total.discharge_kwh })
+                })
+                .collect(),
+        )
+    }
+
     /// Writes what changed since the last commit, all sites in one transaction.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         let changes: Vec<_> = self.sites.values_mut().map(|a| a.take_changes()).collect();

@@ -7,6 +7,14 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use super::{Failure, Outcome};
+
+/// Prints to stdout, never panicking when stdout has gone away (a closed pipe).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
 use crate::clock::{ScaledClock, SharedClock};
 use crate::config::validate::validate;
 use crate::config::{load, ConfigSource};
@@ -20,6 +28,15 @@ pub struct Args {
     /// Number of simulated sites.
     #[arg(long, default_value_t = 3)]
     pub sites: usize,
+    /// Where the dashboard listens (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:9810")]
+    pub http: String,
+    /// Also publish to this MQTT broker (mqtt://host:port).
+    #[arg(long)]
+    pub mqtt: Option<String>,
+    /// Also write to this InfluxDB v2 API (VictoriaMetrics, InfluxDB 2/3): http://host:port.
+    #[arg(long)]
+    pub influxdb: Option<String>,
     /// Log every device's readings every this many polls (0: never).
     #[arg(long, default_value_t = 0)]
     pub log_every: u64,
@@ -85,6 +102,17 @@ pub async fn run(a: Args) -> Outcome {
     if a.sites == 0 || a.sites > 1000 {
         return Err(Failure::input("--sites must be 1..=1000"));
     }
+    // The dashboard's address comes first: resolve it (port 0 = any free port) before
+    // anything else is printed.
+    let http = std::net::TcpListener::bind(&a.http)
+        .and_then(|l| l.local_addr())
+        .map_err(|e| {
+            Failure::runtime(format!(
+                "--http {}: cannot listen: {e} (try --http 127.0.0.1:0)",
+                a.http
+            ))
+        })?;
+    say!("dashboard: http://{http}/");
     let cancel = CancellationToken::new();
     crate::shutdown::cancel_on_signal(cancel.clone());
     let clock: SharedClock = Arc::new(ScaledClock::new(Timestamp::now(), a.speed));
@@ -101,24 +129,31 @@ pub async fn run(a: Args) -> Outcome {
     let state = std::env::temp_dir().join(format!("bessmon-demo-{}", std::process::id()));
     let source = ConfigSource::Inline {
         name: "<demo>".into(),
-        toml: demo_config(&simulator.addrs, &DEMO_TARIFFS, &state),
+        toml: demo_config(&simulator.addrs, &DEMO_TARIFFS, &state)
+            .replace(
+                "http_listen = \"127.0.0.1:0\"",
+                &format!("http_listen = \"{http}\""),
+            )
+            .replacen("\n[[sites]]", &sinks_toml(&a), 1),
     };
     let cfg = load(&source).map_err(|e| Failure::runtime(format!("demo config: {e}")))?;
     let v = validate(&source.name(), cfg).map_err(|errs| Failure {
         code: 2,
         lines: errs.iter().map(|e| format!("demo config: {e}")).collect(),
     })?;
-    println!(
+    say!(
         "bessmon demo: {} simulated sites, time x{}",
-        a.sites, a.speed
+        a.sites,
+        a.speed
     );
     for (k, addr) in simulator.addrs.iter().enumerate() {
-        println!("  site demo-{k}: simulator at {addr} (read it with: bessmon read --host {} --port {} --unit 1 --profile bessmon-sim-pcs)", addr.ip(), addr.port());
+        say!("  site demo-{k}: simulator at {addr} (read it with: bessmon read --host {} --port {} --unit 1 --profile bessmon-sim-pcs)", addr.ip(), addr.port());
     }
-    println!("Ctrl-C stops.");
+    say!("Ctrl-C stops.");
     let opts = crate::daemon::Options {
         log_every: a.log_every,
         summary_every: Some(std::time::Duration::from_secs(5)),
+        print_dashboard_url: false,
     };
     crate::daemon::run(&v, clock, cancel, opts)
         .await
@@ -127,4 +162,18 @@ pub async fn run(a: Args) -> Outcome {
     let mut tasks = simulator.tasks;
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// `[mqtt]` / `[influxdb]` sections for the demo's optional sinks, placed before the sites.
+fn sinks_toml(a: &Args) -> String {
+    let mut t = String::new();
+    if let Some(url) = &a.mqtt {
+        t += &format!("\n[mqtt]\nurl = {url:?}\n");
+    }
+    if let Some(url) = &a.influxdb {
+        t += &format!(
+            "\n[influxdb]\nurl = {url:?}\napi = \"v2\"\norg = \"bessmon\"\nbucket = \"bessmon\"\n"
+        );
+    }
+    t + "\n[[sites]]"
 }

@@ -5,6 +5,7 @@
 //! and say goodbye.
 mod announce;
 mod availability;
+mod notify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct Options {
     pub log_every: u64,
     /// Log each site's state and today's savings this often (real time).
     pub summary_every: Option<Duration>,
+    /// Print the dashboard's address on stdout once the HTTP port is bound (the demo).
+    pub print_dashboard_url: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +107,7 @@ pub async fn run(
 
     // HTTP: bind now, so a taken port stops the daemon before it polls anything.
     let live = Arc::new(std::sync::RwLock::new(Live::new(v)));
-    let (savings_tx, mut savings_rx) = mpsc::channel::<http::SavingsQuery>(16);
+    let (asks_tx, mut asks_rx) = mpsc::channel::<http::Ask>(16);
     let listener = http::bind(&daemon.http_listen).await.map_err(|e| {
         DaemonError::Config(format!(
             "daemon.http_listen {}: cannot listen: {e}",
@@ -123,12 +126,15 @@ pub async fn run(
         None => None,
     };
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!("HTTP on http://{addr}/ (API, /metrics, /healthz)");
+        tracing::info!("HTTP on http://{addr}/ (dashboard, API, /metrics, /healthz)");
+        if opts.print_dashboard_url {
+            println!("dashboard: http://{addr}/");
+        }
     }
     let shared = http::Shared {
         live: live.clone(),
         token,
-        savings: savings_tx,
+        asks: asks_tx,
         spool: spool.clone(),
         sinks: [
             (v.config.mqtt.is_some(), crate::publish::mqtt::SINK),
@@ -151,6 +157,9 @@ pub async fn run(
         v.requests_per_poll(),
         daemon.state_dir.display()
     );
+    let mut notifier = notify::Notifier::from_env();
+    let mut watchdog =
+        tokio::time::interval(notifier.watchdog_every.unwrap_or(Duration::from_secs(3600)));
     let mut announcer = announce::Announcer::default();
     let mut availability = availability::Availability::default();
     let mut events = Vec::new();
@@ -175,7 +184,9 @@ pub async fn run(
                         update_live(&mut l, &e);
                         outbox.push(&e);
                     }
+                    let ready = l.ready;
                     drop(l);
+                    notifier.sample(ready);
                     if books.needs_commit() {
                         commit_books(&mut books);
                     }
@@ -196,17 +207,17 @@ pub async fn run(
                     l.anomalies.insert(site.to_string(), [n.quarantined, n.resets, n.rollovers, n.transients, n.gaps]);
                 }
             }
-            Some((site, period, reply)) = savings_rx.recv() => {
-                let _ = reply.send(books.report(&site, period));
-            }
+            Some(ask) = asks_rx.recv() => answer(ask, &mut books, clock.now()),
             _ = summary.tick(), if opts.summary_every.is_some() => {
                 for line in books.summary(clock.now()) {
                     tracing::info!("{line}");
                 }
             }
             _ = commit.tick() => commit_books(&mut books),
+            _ = watchdog.tick(), if notifier.watchdog_every.is_some() => notifier.watchdog(),
         }
     }
+    notifier.stopping();
     while pollers.join_next().await.is_some() {}
     flush(&mut outbox, spool.as_deref());
     tokio::task::block_in_place(|| books.commit())?;
@@ -258,5 +269,33 @@ fn update_live(l: &mut Live, e: &Event) {
             }
         }
         _ => {}
+    }
+}
+
+fn answer(ask: http::Ask, books: &mut Accountant, now: jiff::Timestamp) {
+    match ask {
+        http::Ask::Report(site, period, reply) => {
+            let _ = reply.send(books.report(&site, period));
+        }
+        http::Ask::Days(site, period, reply) => {
+            let _ = reply.send(books.days(&site, period));
+        }
+        http::Ask::Bands(site, reply) => {
+            let bands = books.sites.get(&*site).map(|a| {
+                let t = &a.setup.tariff;
+                let mut out = Vec::new();
+                let mut at = now - jiff::SignedDuration::from_hours(24);
+                while at < now && out.len() < 500 {
+                    let seg = t.segment_at(at);
+                    out.push(serde_json::json!({
+                        "start": seg.start.as_millisecond(), "end": seg.end.as_millisecond(),
+                        "band": t.bands[seg.band as usize], "price": seg.price,
+                    }));
+                    at = seg.end;
+                }
+                out
+            });
+            let _ = reply.send(bands);
+        }
     }
 }

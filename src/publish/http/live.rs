@@ -45,6 +45,16 @@ pub struct SiteLive {
     pub tariff: Option<Tariff>,
     pub today: Option<Report>,
     pub devices: BTreeMap<String, DeviceLive>,
+    /// The last 24 hours of power and SOC, one point a minute (for the dashboard).
+    #[serde(skip)]
+    pub history: std::collections::VecDeque<HistoryPoint>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HistoryPoint {
+    pub ts: i64,
+    pub battery_power_kw: Option<f64>,
+    pub soc: Option<f64>,
 }
 
 /// Per-device counters for `/metrics`.
@@ -163,6 +173,20 @@ impl Live {
                     Some(Role::GridPower) => sl.grid_power_kw = Some(v),
                     _ => {}
                 }
+            }
+        }
+        // One history point a minute of the daemon's clock, a day of them.
+        let at = s.at.as_millisecond();
+        if sl.history.back().is_none_or(|p| at - p.ts >= 60_000)
+            && (sl.soc.is_some() || sl.battery_power_kw.is_some())
+        {
+            sl.history.push_back(HistoryPoint {
+                ts: at,
+                battery_power_kw: sl.battery_power_kw,
+                soc: sl.soc,
+            });
+            while sl.history.front().is_some_and(|p| at - p.ts > 86_400_000) {
+                sl.history.pop_front();
             }
         }
         if !self.ready

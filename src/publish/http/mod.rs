@@ -1,6 +1,8 @@
-//! The HTTP side on `daemon.http_listen`: health, readiness, metrics and the
-//! JSON API. It reads the live state the daemon loop keeps; savings for a
-//! period are computed by the daemon loop, which owns the books.
+//! The HTTP side on `daemon.http_listen`: health, readiness, metrics, the JSON
+//! API and the dashboard. It reads the live state the daemon loop keeps;
+//! anything that needs the books (savings for a period, daily figures) or the
+//! clock is asked of the daemon loop, which owns them.
+mod dashboard;
 pub mod live;
 pub mod metrics;
 
@@ -23,14 +25,25 @@ use crate::publish::influx::InfluxStats;
 use crate::spool::Spool;
 pub use live::Live;
 
-/// A request for a site's savings over a period, answered by the daemon loop.
-pub type SavingsQuery = (String, Period, oneshot::Sender<Option<Report>>);
+/// What the HTTP side asks the daemon loop.
+pub enum Ask {
+    /// A site's savings over a period.
+    Report(String, Period, oneshot::Sender<Option<Report>>),
+    /// Per day of a period: date, savings, charge and discharge kWh.
+    Days(
+        String,
+        Period,
+        oneshot::Sender<Option<Vec<serde_json::Value>>>,
+    ),
+    /// The tariff segments of the last 24 hours: start and end (ms), band, price.
+    Bands(String, oneshot::Sender<Option<Vec<serde_json::Value>>>),
+}
 
 #[derive(Clone)]
 pub struct Shared {
     pub live: Arc<RwLock<Live>>,
     pub token: Option<Arc<str>>,
-    pub savings: mpsc::Sender<SavingsQuery>,
+    pub asks: mpsc::Sender<Ask>,
     pub spool: Option<Arc<Spool>>,
     pub sinks: Vec<&'static str>,
     pub influx: Option<Arc<InfluxStats>>,
@@ -41,28 +54,36 @@ fn read(live: &RwLock<Live>) -> std::sync::RwLockReadGuard<'_, Live> {
 }
 
 pub fn router(shared: Shared) -> Router {
-    let api = Router::new()
+    let guarded = Router::new()
+        .route("/", get(dashboard::page))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/api/v1/sites", get(sites))
         .route("/api/v1/sites/{id}", get(site))
         .route("/api/v1/sites/{id}/savings", get(savings))
+        .route("/api/v1/sites/{id}/days", get(days))
+        .route("/api/v1/sites/{id}/history", get(history))
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .merge(api)
+        .merge(guarded)
         .with_state(shared)
 }
 
 /// Everything but `/healthz` needs the bearer token when one is configured.
 async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
     if let Some(token) = &s.token {
-        let given = req
+        let header_token = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(&**token) {
+        // The dashboard page is opened in a browser: it may carry the token as ?token=.
+        let query_token = req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+        if header_token != Some(&**token) && query_token != Some(&**token) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -120,18 +141,19 @@ struct PeriodQuery {
     period: Option<String>,
 }
 
-async fn savings(
-    State(s): State<Shared>,
-    Path(id): Path<String>,
-    Query(q): Query<PeriodQuery>,
+fn parse_period(q: PeriodQuery, default: &str) -> Result<Period, Response> {
+    let p = q.period.unwrap_or_else(|| default.into());
+    p.parse()
+        .map_err(|m| (StatusCode::BAD_REQUEST, format!("period: {m}\n")).into_response())
+}
+
+async fn ask<T: serde::Serialize>(
+    s: &Shared,
+    id: &str,
+    make: impl FnOnce(oneshot::Sender<Option<T>>) -> Ask,
 ) -> Response {
-    let p = q.period.unwrap_or_else(|| "lifetime".into());
-    let period: Period = match p.parse() {
-        Ok(p) => p,
-        Err(m) => return (StatusCode::BAD_REQUEST, format!("period: {m}\n")).into_response(),
-    };
     let (tx, rx) = oneshot::channel();
-    if s.savings.send((id.clone(), period, tx)).await.is_err() {
+    if s.asks.send(make(tx)).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     match rx.await {
@@ -141,7 +163,45 @@ async fn savings(
     }
 }
 
-/// Binds first (a taken port is a startup error), then serves until `stop`.
+async fn savings(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<PeriodQuery>,
+) -> Response {
+    match parse_period(q, "lifetime") {
+        Ok(p) => ask(&s, &id, |tx| Ask::Report(id.clone(), p, tx)).await,
+        Err(r) => r,
+    }
+}
+
+async fn days(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<PeriodQuery>,
+) -> Response {
+    match parse_period(q, "lifetime") {
+        Ok(p) => ask(&s, &id, |tx| Ask::Days(id.clone(), p, tx)).await,
+        Err(r) => r,
+    }
+}
+
+async fn history(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    let points: Option<Vec<live::HistoryPoint>> = read(&s.live)
+        .sites
+        .get(&id)
+        .map(|x| x.history.iter().copied().collect());
+    let Some(points) = points else {
+        return (StatusCode::NOT_FOUND, format!("no site `{id}`\n")).into_response();
+    };
+    let (tx, rx) = oneshot::channel();
+    if s.asks.send(Ask::Bands(id.clone(), tx)).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    let bands = rx.await.ok().flatten().unwrap_or_default();
+    Json(json!({ "points": points, "bands": bands })).into_response()
+}
+
+/// Binds first, so a taken port is a startup error.
 pub async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
 }

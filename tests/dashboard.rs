@@ -1,0 +1,142 @@
+//! The dashboard in a real browser: `bessmon demo` runs, Debian's headless
+//! Chromium renders `/`, and the page must show the SOC and savings the API
+//! reports, and keep refreshing. A screenshot is kept in target/ for people.
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use support::*;
+
+fn chromium(args: &[&str], url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(require("chromium"))
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=12000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The text of the element with `id` in a dumped DOM.
+fn text_of(dom: &str, id: &str) -> String {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let rest = &dom[start..];
+    let open = rest.find('>').unwrap() + 1;
+    let close = rest[open..].find('<').unwrap();
+    rest[open..open + close].trim().to_string()
+}
+
+#[test]
+fn the_dashboard_shows_what_the_api_says_and_updates() {
+    let mut child = Command::new(bin())
+        .args(["demo", "--http", "127.0.0.1:0", "--sites", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    let _demo = Proc(child);
+    let url = first
+        .strip_prefix("dashboard: ")
+        .unwrap_or_else(|| panic!("the demo prints the dashboard first, not {first:?}"))
+        .to_string();
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    wait_for_port(port);
+    let site = |id: &str| -> Value {
+        serde_json::from_str(&http("GET", port, &format!("/api/v1/sites/{id}"), "", None).1)
+            .unwrap()
+    };
+    // Wait until the API has everything the page shows.
+    for _ in 0..300 {
+        let s = site("demo-0");
+        if s["soc"].is_number() && s["today"]["total"]["savings"].is_number() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let before = site("demo-0");
+    let dom = chromium(&["--dump-dom"], &url);
+    let after = site("demo-0");
+    let between = |shown: &str, a: f64, b: f64, digits: i32| {
+        let v: f64 = shown
+            .parse()
+            .unwrap_or_else(|_| panic!("`{shown}` is not a number"));
+        let r = 10f64.powi(digits);
+        let (lo, hi) = (a.min(b), a.max(b));
+        v >= (lo * r).round() / r - 1.0 / r && v <= (hi * r).round() / r + 1.0 / r
+    };
+    let soc = text_of(&dom, "soc-demo-0");
+    assert!(
+        between(
+            &soc,
+            before["soc"].as_f64().unwrap(),
+            after["soc"].as_f64().unwrap(),
+            1
+        ),
+        "page SOC {soc}, API {} .. {}",
+        before["soc"],
+        after["soc"]
+    );
+    let saved = text_of(&dom, "savings-today-demo-0");
+    let (a, b) = (
+        before["today"]["total"]["savings"].as_f64().unwrap(),
+        after["today"]["total"]["savings"].as_f64().unwrap(),
+    );
+    assert!(
+        between(&saved, a, b, 2),
+        "page savings {saved}, API {a} .. {b}"
+    );
+    assert!(dom.contains("id=\"site-demo-1\""), "every site has a card");
+    let refreshes: u32 = dom
+        .split("data-refreshes=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .expect("refresh counter");
+    assert!(refreshes >= 2, "the page refreshes by itself ({refreshes})");
+    assert!(dom.contains("<rect"), "the charts are drawn");
+
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png");
+    chromium(
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1400,1100",
+        ],
+        &url,
+    );
+    assert!(
+        std::fs::metadata(&shot)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "screenshot at {}",
+        shot.display()
+    );
+}

@@ -1,0 +1,270 @@
+//! The deployment files: the systemd unit verifies and the daemon speaks
+//! sd_notify, the example configs pass `check`, compose and Kubernetes files
+//! parse, and every Grafana query asks for measurements, fields and tags the
+//! daemon writes.
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::*;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+#[test]
+fn example_configs_pass_check() {
+    let dir = root().join("config/examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let out = Command::new(bin())
+            .args(["check", "-c"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        n += 1;
+    }
+    let out = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(root().join("deploy/compose/bessmon.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "compose config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(n >= 3, "the demo, a TCP site and an RS485 gateway site");
+}
+
+#[test]
+fn systemd_unit_verifies() {
+    let Ok(path) = which("systemd-analyze") else {
+        eprintln!("systemd-analyze is not installed here; nothing to verify");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // verify wants the ExecStart binary to exist: point it at the one just built.
+    let unit = std::fs::read_to_string(root().join("deploy/systemd/bessmon.service"))
+        .unwrap()
+        .replace("/usr/bin/bessmon", bin());
+    let file = dir.path().join("bessmon.service");
+    std::fs::write(&file, unit).unwrap();
+    let out = Command::new(path)
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Missing credential files on this machine are expected; anything else is a fault in the unit.
+    let faults: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains("credentials"))
+        .collect();
+    assert!(
+        out.status.success() && faults.is_empty(),
+        "systemd-analyze verify: {err}"
+    );
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    ["/usr/bin", "/bin", "/usr/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+        .ok_or(())
+}
+
+#[test]
+fn the_daemon_speaks_sd_notify() {
+    let sim = simulator(1);
+    let cfg = TestConfig::new(&sized_site_toml(
+        "200ms",
+        2000.0,
+        1000.0,
+        &sim_devices(sim.sim.addrs[0].port(), "1s"),
+    ));
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock_path = sock_dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let child = Command::new(bin())
+        .args(["run", "-c"])
+        .arg(&cfg.path)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut daemon = Proc(child);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !(seen.iter().any(|m: &String| m.starts_with("READY=1"))
+        && seen.iter().any(|m| m == "WATCHDOG=1"))
+    {
+        let n = sock.recv(&mut buf).expect("a notification");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    loop {
+        let n = sock.recv(&mut buf).expect("STOPPING=1");
+        if &buf[..n] == b"STOPPING=1" {
+            break;
+        }
+    }
+    assert_eq!(daemon.0.wait().unwrap().code(), Some(0));
+}
+
+fn yaml_docs(path: &Path) -> serde_json::Value {
+    let py =
+        "import sys, json, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))";
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", py])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn compose_and_kubernetes_files_parse_and_agree() {
+    let compose = yaml_docs(&root().join("deploy/compose/docker-compose.yml"));
+    let services = compose[0]["services"].as_object().unwrap();
+    for s in ["bessmon", "mosquitto", "influxdb", "grafana"] {
+        assert!(services.contains_key(s), "compose has {s}");
+    }
+    let k8s = yaml_docs(&root().join("deploy/kubernetes/bessmon.yaml"));
+    let kinds: BTreeSet<&str> = k8s
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains("StatefulSet") && kinds.contains("ConfigMap"),
+        "{kinds:?}"
+    );
+    let sts = k8s
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet")
+        .unwrap();
+    let args = sts["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        args.contains("--shard"),
+        "each replica takes its shard: {args}"
+    );
+    for f in [
+        "deploy/grafana/provisioning/datasources/influxdb.yml",
+        "deploy/grafana/provisioning/dashboards/bessmon.yml",
+    ] {
+        yaml_docs(&root().join(f));
+    }
+}
+
+/// What the daemon writes (the contract's schema), with the bundled profiles' point names.
+fn schema() -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut fields: BTreeSet<String> = [
+        "seq",
+        "online",
+        "poll_ms",
+        "errors",
+        "charge_kwh",
+        "discharge_kwh",
+        "charge_cost",
+        "discharge_value",
+        "savings",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (_, text) in bessmon::bundled::PROFILES {
+        let v: toml::Value = toml::from_str(text).unwrap();
+        for p in v["points"].as_array().unwrap() {
+            fields.insert(p["name"].as_str().unwrap().to_string());
+        }
+    }
+    let tags = ["site", "device", "band"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    (fields, tags)
+}
+
+/// The quoted values compared with `r.<key> ==` in a Flux query.
+fn compared(query: &str, key: &str) -> Vec<String> {
+    query
+        .match_indices(&format!("r.{key} == \""))
+        .map(|(i, m)| query[i + m.len()..].split('"').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn grafana_queries_match_the_schema() {
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("deploy/grafana/bessmon.json")).unwrap(),
+    )
+    .unwrap();
+    let (fields, tags) = schema();
+    let measurements = ["bess_telemetry", "bess_status", "bess_savings"];
+    let mut used = BTreeSet::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let q = t["query"].as_str().unwrap();
+            for m in compared(q, "_measurement") {
+                assert!(
+                    measurements.contains(&m.as_str()),
+                    "{}: unknown measurement {m}",
+                    panel["title"]
+                );
+                used.insert(m);
+            }
+            for f in compared(q, "_field") {
+                assert!(
+                    fields.contains(&f),
+                    "{}: the daemon writes no field {f}",
+                    panel["title"]
+                );
+            }
+            for (i, _) in q.match_indices("r.") {
+                let key: String = q[i + 2..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    key.starts_with('_') || tags.contains(&key),
+                    "{}: no tag {key}",
+                    panel["title"]
+                );
+            }
+        }
+    }
+    assert_eq!(
+        used.len(),
+        3,
+        "savings, telemetry and status all charted: {used:?}"
+    );
+}
