@@ -141,10 +141,11 @@ struct PeriodQuery {
     period: Option<String>,
 }
 
-fn parse_period(q: PeriodQuery, default: &str) -> Result<Period, Response> {
-    let p = q.period.unwrap_or_else(|| default.into());
-    p.parse()
-        .map_err(|m| (StatusCode::BAD_REQUEST, format!("period: {m}\n")).into_response())
+fn parse_period(q: PeriodQuery, default: &str) -> Result<Period, String> {
+    q.period
+        .unwrap_or_else(|| default.into())
+        .parse()
+        .map_err(|m| format!("period: {m}\n"))
 }
 
 async fn ask<T: serde::Serialize>(
@@ -170,7 +171,7 @@ async fn savings(
 ) -> Response {
     match parse_period(q, "lifetime") {
         Ok(p) => ask(&s, &id, |tx| Ask::Report(id.clone(), p, tx)).await,
-        Err(r) => r,
+        Err(m) => (StatusCode::BAD_REQUEST, m).into_response(),
     }
 }
 
@@ -181,7 +182,7 @@ async fn days(
 ) -> Response {
     match parse_period(q, "lifetime") {
         Ok(p) => ask(&s, &id, |tx| Ask::Days(id.clone(), p, tx)).await,
-        Err(r) => r,
+        Err(m) => (StatusCode::BAD_REQUEST, m).into_response(),
     }
 }
 
