@@ -268,3 +268,22 @@ fn check_names_unreadable_mqtt_secrets_without_printing_them() {
     );
     assert!(!all.contains("hunter2"));
 }
+
+#[test]
+fn check_warns_about_an_open_listener_without_a_token() {
+    let cfg = TestConfig::new(&site_toml("1s", &sim_devices(5020, "500ms")));
+    let text = std::fs::read_to_string(&cfg.path).unwrap().replace(
+        "http_listen = \"127.0.0.1:0\"",
+        "http_listen = \"0.0.0.0:9810\"",
+    );
+    std::fs::write(&cfg.path, text).unwrap();
+    let out = cli_c("check", &cfg.path, &[]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("warning:")
+            && stdout.contains("not loopback")
+            && stdout.contains("http_token_file"),
+        "{stdout}"
+    );
+}

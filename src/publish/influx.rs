@@ -396,7 +396,20 @@ impl InfluxSink {
                 } else {
                     "request failed"
                 };
-                return Outcome::Retry(format!("{what}: {}", e.without_url()), None);
+                // reqwest's own message is generic; the cause (connection refused, DNS...) is in its sources.
+                let mut cause = String::new();
+                let mut src = std::error::Error::source(&e);
+                while let Some(c) = src {
+                    cause = c.to_string();
+                    src = c.source();
+                }
+                return Outcome::Retry(
+                    format!(
+                        "{what} to {}: {cause}",
+                        s.write_url.split('?').next().unwrap_or("")
+                    ),
+                    None,
+                );
             }
         };
         let status = resp.status();
