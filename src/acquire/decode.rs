@@ -120,7 +120,15 @@ pub fn decode_words(p: &Point, words: &[u16], sf: Option<Option<i16>>) -> Decode
         Some(None) => return Decoded::Missing,
         Some(Some(e)) => 10f64.powi(e as i32),
     };
-    let value = number * scale + p.offset;
+    // Scales like 0.1 are not exact in binary: -2624 x 0.1 gives -262.40000000000003,
+    // while -2624 / 10 gives the -262.4 an operator expects to see published.
+    let inv = 1.0 / scale;
+    let scaled = if scale < 1.0 && (inv - inv.round()).abs() < 1e-9 * inv {
+        number / inv.round()
+    } else {
+        number * scale
+    };
+    let value = scaled + p.offset;
     let valid = p.valid.is_none_or(|(lo, hi)| lo <= value && value <= hi);
     Decoded::Value {
         value: Value::Num(value),
@@ -366,6 +374,15 @@ mod tests {
             o => panic!("{o:?}"),
         }
         assert_eq!(decode_words(&p, &[0x8000, 0], None), Decoded::Missing);
+    }
+
+    #[test]
+    fn decimal_scales_give_the_decimal_value() {
+        let mut p = point(DataType::I32, Order::ABCD);
+        p.scale = 0.1;
+        assert_eq!(num(&p, &[0xFFFF, 0xF5C0]), -262.4);
+        p.scale = 0.001;
+        assert_eq!(num(&p, &[0, 71]), 0.071);
     }
 
     #[test]
