@@ -112,9 +112,10 @@ impl Accountant {
         })
     }
 
-    pub fn on_sample(&mut self, s: &Sample) {
+    /// Books a sample; true when a counter took its first reading (commit soon).
+    pub fn on_sample(&mut self, s: &Sample) -> bool {
         let Some(acc) = self.sites.get_mut(s.site()) else {
-            return;
+            return false;
         };
         self.scratch.clear();
         observations(s, &mut self.scratch);
@@ -124,11 +125,7 @@ impl Accountant {
         for m in acc.messages.drain(..) {
             tracing::warn!("{m}");
         }
-    }
-
-    /// True when a counter has a baseline the store does not have yet.
-    pub fn needs_commit(&self) -> bool {
-        self.sites.values().any(|a| a.baseline_pending)
+        acc.baseline_pending
     }
 
     /// One line per site: SOC, power, current band, and today's savings so far.
@@ -234,7 +231,16 @@ impl Accountant {
 
     /// Writes what changed since the last commit, all sites in one transaction.
     pub fn commit(&mut self) -> Result<(), StoreError> {
-        let changes: Vec<_> = self.sites.values_mut().map(|a| a.take_changes()).collect();
+        // Only sites that saw observations: a fleet of idle sites costs nothing.
+        let changes: Vec<_> = self
+            .sites
+            .values_mut()
+            .filter(|a| a.dirty)
+            .map(|a| a.take_changes())
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
         self.store.commit(&changes)
     }
 }

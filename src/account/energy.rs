@@ -92,6 +92,8 @@ pub struct SiteAccount {
     /// A counter took its first reading: commit soon, or a crash before the next
     /// commit would lose the energy counted from it.
     pub baseline_pending: bool,
+    /// Something changed since the last commit.
+    pub dirty: bool,
 }
 
 impl SiteAccount {
@@ -117,10 +119,12 @@ impl SiteAccount {
             anomalies: Anomalies::default(),
             messages: Vec::new(),
             baseline_pending: false,
+            dirty: false,
         }
     }
 
     pub fn observe(&mut self, o: &Observation) {
+        self.dirty = true;
         match o.reading {
             Reading::Counter {
                 raw,
@@ -280,6 +284,7 @@ impl SiteAccount {
     /// Everything changed since the last call, for the store.
     pub fn take_changes(&mut self) -> Changes {
         self.baseline_pending = false;
+        self.dirty = false;
         self.state.window = self.demand.current;
         Changes {
             site: self.setup.site.clone(),

@@ -62,6 +62,9 @@ pub enum What {
             default_value = "1s,200ms,100ms,75ms,50ms"
         )]
         intervals: Vec<String>,
+        /// Run the whole daemon (accounting, ledger, HTTP live state), not only the pollers.
+        #[arg(long)]
+        full: bool,
     },
 }
 
@@ -103,7 +106,8 @@ pub fn run(a: Args) -> Outcome {
             sites,
             seconds,
             intervals,
-        } => poll(sites, seconds, intervals),
+            full,
+        } => poll(sites, seconds, intervals, full),
         What::Replay { seconds } => {
             replay(seconds);
             Ok(())
@@ -202,7 +206,7 @@ fn replay(seconds: u64) {
     );
 }
 
-fn poll(sites: usize, seconds: u64, intervals: Vec<String>) -> Outcome {
+fn poll(sites: usize, seconds: u64, intervals: Vec<String>, full: bool) -> Outcome {
     let intervals: Vec<Duration> = intervals
         .iter()
         .map(|s| parse_duration(s).map_err(|m| Failure::input(format!("--intervals: {m}"))))
@@ -248,7 +252,7 @@ fn poll(sites: usize, seconds: u64, intervals: Vec<String>) -> Outcome {
     println!("| devices | interval | target polls/s | achieved polls/s | missed % | errors | requests/poll (planned minimum) | daemon CPU % of one core | CPU us/poll | RSS MB | simulator CPU % |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for iv in intervals {
-        let r = rt.block_on(stage(&addrs, iv, seconds, &sim_pid))?;
+        let r = rt.block_on(stage(&addrs, iv, seconds, &sim_pid, full))?;
         println!("{r}");
     }
     println!(
@@ -263,8 +267,10 @@ async fn stage(
     interval: Duration,
     seconds: u64,
     sim_pid: &str,
+    full: bool,
 ) -> Result<String, Failure> {
-    let dir = std::env::temp_dir();
+    let state = tempfile_dir();
+    let dir = state.clone();
     let mut toml = crate::cli::demo::demo_config(addrs, &crate::cli::demo::DEMO_TARIFFS, &dir);
     toml = toml.replace(
         "poll_interval = \"1s\"",
@@ -292,7 +298,22 @@ async fn stage(
     let cancel = CancellationToken::new();
     let clock: SharedClock = Arc::new(SystemClock);
     let (tx, mut rx) = mpsc::channel(8192);
-    let mut tasks = acquire::spawn(v.devices(), clock, tx, cancel.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    let v = Arc::new(v);
+    if full {
+        // The whole daemon: its own pollers feed accounting; the bench's channel stays idle.
+        drop(tx);
+        let (v2, c2) = (v.clone(), cancel.clone());
+        tasks.spawn(async move {
+            if let Err(e) =
+                crate::daemon::run(&v2, clock, c2, crate::daemon::Options::default()).await
+            {
+                eprintln!("daemon: {e}");
+            }
+        });
+    } else {
+        tasks = acquire::spawn(v.devices(), clock, tx, cancel.clone());
+    }
     let counters = Arc::new([(); 5].map(|_| AtomicU64::new(0)));
     let c2 = counters.clone();
     let consumer = tokio::spawn(async move {
@@ -322,10 +343,22 @@ async fn stage(
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
     let _ = consumer.await;
+    let _ = std::fs::remove_dir_all(&state);
     let polls = (after[0] - before[0]) as f64;
     let missed = (after[1] - before[1]) as f64;
     let reqs = (after[2] - before[2]) as f64;
     let errors = after[3] - before[3];
+    if full {
+        return Ok(format!(
+            "| {devices} | {:?} (whole daemon) | {:.0} | - | - | - | - | {:.1} | {:.1} | {:.0} | {:.1} |",
+            interval,
+            devices as f64 / interval.as_secs_f64(),
+            100.0 * (cpu1 - cpu0) / el,
+            1e6 * (cpu1 - cpu0) / el / (devices as f64 / interval.as_secs_f64()),
+            rss,
+            100.0 * (sim1 - sim0) / el,
+        ));
+    }
     let target = devices as f64 / interval.as_secs_f64();
     let cpu = (cpu1 - cpu0) / el;
     Ok(format!(
@@ -341,4 +374,14 @@ async fn stage(
         rss,
         100.0 * (sim1 - sim0) / el,
     ))
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "bessmon-bench-state-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let _ = std::fs::create_dir_all(&d);
+    d
 }

@@ -19,17 +19,33 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    pub fn on_sample(&mut self, s: &Sample, books: &mut Accountant, out: &mut Vec<Event>) {
+    /// `per_poll`: also the per-poll events (state, status), which only sinks want.
+    pub fn on_sample(
+        &mut self,
+        s: &Sample,
+        books: &mut Accountant,
+        per_poll: bool,
+        out: &mut Vec<Event>,
+    ) {
         let (site, device) = (s.device.site.clone(), s.device.device.clone());
-        out.push(Event::PollStatus {
-            site: site.clone(),
-            device: device.clone(),
-            at: s.at,
-            online: s.online,
-            poll_ms: s.poll_duration.as_secs_f64() * 1000.0,
-            errors: s.errors.len() as u32,
-        });
-        if self.online.insert((site.clone(), device.clone()), s.online) != Some(s.online) {
+        if per_poll {
+            out.push(Event::PollStatus {
+                site: site.clone(),
+                device: device.clone(),
+                at: s.at,
+                online: s.online,
+                poll_ms: s.poll_duration.as_secs_f64() * 1000.0,
+                errors: s.errors.len() as u32,
+            });
+        }
+        let was = self
+            .online
+            .get_mut(&(site.clone(), device.clone()))
+            .map(|o| std::mem::replace(o, s.online));
+        if was.is_none() {
+            self.online.insert((site.clone(), device.clone()), s.online);
+        }
+        if was != Some(s.online) {
             out.push(Event::Availability {
                 site: site.clone(),
                 device: device.clone(),
@@ -37,7 +53,7 @@ impl Announcer {
                 online: s.online,
             });
         }
-        if s.online {
+        if s.online && per_poll {
             let profile = &s.device.profile;
             let values = s
                 .readings

@@ -161,6 +161,7 @@ pub async fn run(
     let mut watchdog =
         tokio::time::interval(notifier.watchdog_every.unwrap_or(Duration::from_secs(3600)));
     let mut announcer = announce::Announcer::default();
+    let mut commit_soon = false;
     let mut availability = availability::Availability::default();
     let mut events = Vec::new();
     let mut commit = tokio::time::interval(COMMIT_EVERY);
@@ -175,9 +176,9 @@ pub async fn run(
         tokio::select! {
             s = rx.recv() => match s {
                 Some(s) => {
-                    books.on_sample(&s);
+                    let baseline = books.on_sample(&s);
                     availability.observe(&s, opts.log_every);
-                    announcer.on_sample(&s, &mut books, &mut events);
+                    announcer.on_sample(&s, &mut books, outbox.is_enabled(), &mut events);
                     let mut l = live.write().unwrap_or_else(|e| e.into_inner());
                     l.on_sample(&s);
                     for e in events.drain(..) {
@@ -187,14 +188,19 @@ pub async fn run(
                     let ready = l.ready;
                     drop(l);
                     notifier.sample(ready);
-                    if books.needs_commit() {
-                        commit_books(&mut books);
-                    }
+                    // A new counter baseline must reach the disk soon (a crash would lose the
+                    // energy counted from it); batch those commits on the spool tick.
+                    commit_soon |= baseline;
                 }
                 // Every poller has stopped: the last sample is in.
                 None => break,
             },
-            _ = to_spool.tick(), if !outbox.is_empty() => flush(&mut outbox, spool.as_deref()),
+            _ = to_spool.tick() => {
+                flush(&mut outbox, spool.as_deref());
+                if std::mem::take(&mut commit_soon) {
+                    commit_books(&mut books);
+                }
+            }
             _ = savings.tick() => {
                 announcer.all_savings(&mut books, clock.now(), &mut events);
                 let mut l = live.write().unwrap_or_else(|e| e.into_inner());

@@ -146,7 +146,7 @@ impl Live {
         d.errors = s.errors.iter().map(|e| e.to_string()).collect();
         if s.online {
             let profile = &s.device.profile;
-            d.values.clear();
+            // Updated in place: after the first poll no name is allocated again.
             d.invalid.clear();
             for r in &s.readings {
                 let p = &profile.points[r.point];
@@ -155,7 +155,12 @@ impl Live {
                     Value::Bool(b) => b as u8 as f64,
                     Value::Text(_) => continue,
                 };
-                d.values.insert(p.name.to_string(), v);
+                match d.values.get_mut(&*p.name) {
+                    Some(slot) => *slot = v,
+                    None => {
+                        d.values.insert(p.name.to_string(), v);
+                    }
+                }
                 if !r.valid {
                     d.invalid.push(p.name.to_string());
                     continue;
