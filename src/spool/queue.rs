@@ -91,6 +91,21 @@ pub struct Spool {
     last_drop_log: Mutex<(Option<Instant>, u64)>,
 }
 
+/// After removals: where the queue now starts, and how old its head is.
+fn refresh_head(t: &redb::Table<u64, &[u8]>, s: &mut Stats) -> Result<(), redb::StorageError> {
+    match t.first()? {
+        Some((k, v)) => {
+            s.first_seq = k.value();
+            s.oldest_ms = Record::decode(v.value()).map(|r| r.at_ms);
+        }
+        None => {
+            s.first_seq = s.next_seq;
+            s.oldest_ms = None;
+        }
+    }
+    Ok(())
+}
+
 fn table(sink: &str) -> String {
     format!("queue:{sink}")
 }
@@ -206,17 +221,7 @@ impl Spool {
                     s.count -= 1;
                     s.dropped += 1;
                     dropped_now += 1;
-                    let next = t.first().map_err(|e| self.fail(e))?;
-                    match next {
-                        Some((k, v)) => {
-                            s.first_seq = k.value();
-                            s.oldest_ms = Record::decode(v.value()).map(|r| r.at_ms);
-                        }
-                        None => {
-                            s.first_seq = s.next_seq;
-                            s.oldest_ms = None;
-                        }
-                    }
+                    refresh_head(&t, s).map_err(|e| self.fail(e))?;
                 }
             }
             let mut meta = txn.open_table(META).map_err(|e| self.fail(e))?;
@@ -307,16 +312,7 @@ impl Spool {
                     s.count = s.count.saturating_sub(1);
                 }
             }
-            match t.first().map_err(|e| self.fail(e))? {
-                Some((k, v)) => {
-                    s.first_seq = k.value();
-                    s.oldest_ms = Record::decode(v.value()).map(|r| r.at_ms);
-                }
-                None => {
-                    s.first_seq = s.next_seq;
-                    s.oldest_ms = None;
-                }
-            }
+            refresh_head(&t, s).map_err(|e| self.fail(e))?;
             let v = serde_json::to_vec(&*s).map_err(|e| self.fail(e))?;
             txn.open_table(META)
                 .map_err(|e| self.fail(e))?
