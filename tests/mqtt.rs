@@ -400,3 +400,39 @@ fn tls_with_a_password_and_a_wrong_password() {
     assert!(daemon.proc.0.try_wait().unwrap().is_none());
     assert_eq!(daemon.terminate(), Some(0));
 }
+
+/// SIGTERM with an unreachable broker and a growing backlog: the daemon commits
+/// and exits 0 within 5 s (systemd's stop timeout is 15 s), keeping the backlog.
+#[test]
+fn sigterm_exits_promptly_with_a_backlog_and_no_broker() {
+    let sim = simulator(1);
+    let dead = free_port();
+    let cfg = config(
+        &mqtt_section(dead, ""),
+        sim.sim.addrs[0].port(),
+        "200ms",
+        &["pcs", "bms", "meter"],
+    );
+    let mut daemon = Daemon::start(&cfg.path);
+    daemon.wait_logs(&["lab/pcs online", "mqtt 127.0.0.1"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let t = std::time::Instant::now();
+    assert_eq!(daemon.terminate(), Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        t.elapsed()
+    );
+    let spool = bessmon::spool::Spool::open(
+        &cfg.dir.path().join("state"),
+        bessmon::spool::Limits {
+            max_bytes: u64::MAX,
+            max_age: Duration::from_secs(3600),
+        },
+    )
+    .unwrap();
+    assert!(
+        spool.stats("mqtt").count > 10,
+        "the backlog is kept for the next start"
+    );
+}

@@ -251,8 +251,17 @@ impl InfluxSink {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         let mut next = self.spool.stats(SINK).first_seq;
         let mut failing = false;
+        let mut stop_deadline: Option<std::time::Instant> = None;
         loop {
             let stopping = stop.is_cancelled();
+            // On the way out: whatever can be written in 2 s, the rest stays spooled.
+            if stopping {
+                let deadline = *stop_deadline
+                    .get_or_insert_with(|| std::time::Instant::now() + Duration::from_secs(2));
+                if std::time::Instant::now() >= deadline {
+                    return;
+                }
+            }
             let batch = match tokio::task::block_in_place(|| self.read_batch(next)) {
                 Ok(b) => b,
                 Err(e) => {
