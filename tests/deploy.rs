@@ -87,12 +87,7 @@ fn which(name: &str) -> Result<PathBuf, ()> {
 #[test]
 fn the_daemon_speaks_sd_notify() {
     let sim = simulator(1);
-    let cfg = TestConfig::new(&sized_site_toml(
-        "200ms",
-        2000.0,
-        1000.0,
-        &sim_devices(sim.sim.addrs[0].port(), "1s"),
-    ));
+    let cfg = sim_site_config(&sim);
     let sock_dir = tempfile::tempdir().unwrap();
     let sock_path = sock_dir.path().join("notify");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();

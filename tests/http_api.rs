@@ -30,12 +30,7 @@ fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
 #[test]
 fn health_api_metrics_and_savings() {
     let sim = simulator(1);
-    let cfg = TestConfig::new(&sized_site_toml(
-        "200ms",
-        2000.0,
-        1000.0,
-        &sim_devices(sim.sim.addrs[0].port(), "1s"),
-    ));
+    let cfg = sim_site_config(&sim);
     let mut d = Daemon::start(&cfg.path);
     let port = http_port(&d);
     assert_eq!(get(port, "/healthz", None).0, 200);
@@ -118,12 +113,7 @@ fn the_bearer_token_guards_everything_but_healthz() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "t0ken\n").unwrap();
-    let cfg = TestConfig::new(&sized_site_toml(
-        "200ms",
-        2000.0,
-        1000.0,
-        &sim_devices(sim.sim.addrs[0].port(), "1s"),
-    ));
+    let cfg = sim_site_config(&sim);
     let text = std::fs::read_to_string(&cfg.path).unwrap().replace(
         "http_listen = \"127.0.0.1:0\"\n",
         &format!(

@@ -326,6 +326,15 @@ mod tests {
         }
     }
 
+    fn fresh(battery_counters: bool, import_counter: bool) -> SiteAccount {
+        SiteAccount::new(
+            setup(battery_counters, import_counter),
+            SiteState::default(),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        )
+    }
+
     fn local(s: &str) -> Timestamp {
         s.parse::<jiff::civil::DateTime>()
             .unwrap()
@@ -369,12 +378,7 @@ mod tests {
 
     #[test]
     fn power_is_integrated_when_there_are_no_counters() {
-        let mut acc = SiteAccount::new(
-            setup(false, false),
-            SiteState::default(),
-            BTreeMap::new(),
-            BTreeMap::new(),
-        );
+        let mut acc = fresh(false, false);
         let t0 = local("2025-03-10T02:00");
         // An hour charging at 360 kW (one reading a second), then an hour discharging at 720 kW at the peak.
         for s in 0..=3600 {
@@ -407,12 +411,7 @@ mod tests {
 
     #[test]
     fn an_invalid_power_reading_is_not_interpolated_through() {
-        let mut acc = SiteAccount::new(
-            setup(false, false),
-            SiteState::default(),
-            BTreeMap::new(),
-            BTreeMap::new(),
-        );
+        let mut acc = fresh(false, false);
         let t0 = local("2025-03-10T02:00");
         let at = |s| t0 + SignedDuration::from_secs(s);
         acc.observe(&value(at(0), Role::BatteryPower, Some(-3600.0)));
@@ -430,12 +429,7 @@ mod tests {
 
     #[test]
     fn auxiliary_consumption_is_priced_by_band() {
-        let mut acc = SiteAccount::new(
-            setup(true, false),
-            SiteState::default(),
-            BTreeMap::new(),
-            BTreeMap::new(),
-        );
+        let mut acc = fresh(true, false);
         let t0 = local("2025-03-10T12:00");
         acc.observe(&counter(t0, Role::AuxEnergyTotal, 100.0));
         acc.observe(&counter(
@@ -451,12 +445,7 @@ mod tests {
 
     #[test]
     fn demand_from_the_import_counter_with_the_battery_shaving() {
-        let mut acc = SiteAccount::new(
-            setup(true, true),
-            SiteState::default(),
-            BTreeMap::new(),
-            BTreeMap::new(),
-        );
+        let mut acc = fresh(true, true);
         let t0 = local("2025-07-01T14:00");
         let (mut imp, mut dis) = (0.0, 0.0);
         // Two windows: 15 min of 1,200 kW import with the battery idle, then 15 min of

@@ -153,7 +153,6 @@ pub async fn run(a: Args) -> Outcome {
     let opts = crate::daemon::Options {
         log_every: a.log_every,
         summary_every: Some(std::time::Duration::from_secs(5)),
-        print_dashboard_url: false,
     };
     crate::daemon::run(&v, clock, cancel, opts)
         .await

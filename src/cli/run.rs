@@ -34,7 +34,6 @@ pub async fn run(a: Args) -> Outcome {
     let opts = crate::daemon::Options {
         log_every: 0,
         summary_every: Some(std::time::Duration::from_secs(60)),
-        print_dashboard_url: false,
     };
     crate::daemon::run(&v, clock, cancel, opts)
         .await

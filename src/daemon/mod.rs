@@ -37,8 +37,6 @@ pub struct Options {
     pub log_every: u64,
     /// Log each site's state and today's savings this often (real time).
     pub summary_every: Option<Duration>,
-    /// Print the dashboard's address on stdout once the HTTP port is bound (the demo).
-    pub print_dashboard_url: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,9 +125,6 @@ pub async fn run(
     };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("HTTP on http://{addr}/ (dashboard, API, /metrics, /healthz)");
-        if opts.print_dashboard_url {
-            println!("dashboard: http://{addr}/");
-        }
     }
     let shared = http::Shared {
         live: live.clone(),

@@ -41,6 +41,16 @@ pub fn require(program: &str) -> PathBuf {
 /// A child process killed when the test ends, however it ends.
 pub struct Proc(pub Child);
 
+impl Proc {
+    /// SIGTERM, then the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        self.0.wait().ok().and_then(|s| s.code())
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -440,11 +450,8 @@ impl Mosquitto {
 
     /// Stops the broker cleanly (it saves its sessions).
     pub fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &p.0.id().to_string()])
-                .status();
-            let _ = p.0.wait();
+        if let Some(p) = self.proc.take() {
+            p.terminate();
         }
     }
 
@@ -695,11 +702,8 @@ impl VictoriaMetrics {
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &p.0.id().to_string()])
-                .status();
-            let _ = p.0.wait();
+        if let Some(p) = self.proc.take() {
+            p.terminate();
         }
     }
 
@@ -815,4 +819,14 @@ pub fn simulator(sites: usize) -> SimHandle {
         sim,
         cancel,
     }
+}
+
+/// One 2 MWh / 1 MW site of the simulator's three devices, polled every 200 ms.
+pub fn sim_site_config(sim: &SimHandle) -> TestConfig {
+    TestConfig::new(&sized_site_toml(
+        "200ms",
+        2000.0,
+        1000.0,
+        &sim_devices(sim.sim.addrs[0].port(), "1s"),
+    ))
 }

@@ -171,10 +171,6 @@ impl Tariff {
         &self.price_sets[i].1
     }
 
-    pub fn band_index(&self, name: &str) -> Option<u8> {
-        self.bands.iter().position(|b| b == name).map(|i| i as u8)
-    }
-
     /// Parses and checks a tariff file; `source` names it in every error.
     pub fn parse(source: &Path, text: &str) -> Result<Tariff, Vec<ValidationError>> {
         let file: TariffFile = toml::from_str(text).map_err(|e| {

@@ -1,7 +1,6 @@
 //! What the HTTP side shows: the latest state of every site and device, kept
 //! current by the daemon loop, plus the counters `/metrics` renders.
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -203,8 +202,4 @@ impl Live {
             self.ready = true;
         }
     }
-}
-
-pub fn fmt_duration(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64())
 }
