@@ -547,6 +547,9 @@ pub fn wait_until(got: &Received, what: &str, pred: impl Fn(&[(String, String, b
 pub struct Daemon {
     pub proc: Proc,
     pub log: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far: the daemon's tasks log concurrently, so a line
+    /// one wait skipped may be the one the next wait is looking for.
+    seen: std::cell::RefCell<Vec<String>>,
 }
 
 impl Daemon {
@@ -567,32 +570,55 @@ impl Daemon {
         Daemon {
             proc: Proc(child),
             log: rx,
+            seen: Default::default(),
         }
     }
 
-    /// Reads log lines until one contains `needle`; returns it.
+    /// Reads log lines until one contains `needle`; returns it. Only lines
+    /// not read yet count, so this waits for something that happens next.
     pub fn wait_log(&self, needle: &str) -> String {
         loop {
-            let line = self
-                .log
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no log line with `{needle}`"));
+            let line = self.next_line(|| format!("no log line with `{needle}`"));
             if line.contains(needle) {
                 return line;
             }
         }
     }
 
-    /// Reads log lines until each of `needles` has appeared, in any order.
-    pub fn wait_logs(&self, needles: &[&str]) {
-        let mut left: Vec<&str> = needles.to_vec();
-        while !left.is_empty() {
-            let line = self
-                .log
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no log lines with {left:?}"));
-            left.retain(|n| !line.contains(n));
+    fn next_line(&self, what: impl Fn() -> String) -> String {
+        let line = self
+            .log
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{}", what()));
+        self.seen.borrow_mut().push(line.clone());
+        line
+    }
+
+    /// Waits until each of `needles` has appeared since the daemon started,
+    /// in any order, counting lines earlier waits already read; returns the
+    /// first line matching each needle, in the order of `needles`.
+    pub fn wait_logs(&self, needles: &[&str]) -> Vec<String> {
+        let mut found: Vec<Option<String>> = needles
+            .iter()
+            .map(|n| self.seen.borrow().iter().find(|l| l.contains(n)).cloned())
+            .collect();
+        while found.iter().any(Option::is_none) {
+            let line = self.next_line(|| {
+                let left: Vec<&str> = needles
+                    .iter()
+                    .zip(&found)
+                    .filter(|(_, f)| f.is_none())
+                    .map(|(n, _)| *n)
+                    .collect();
+                format!("no log lines with {left:?}")
+            });
+            for (n, f) in needles.iter().zip(found.iter_mut()) {
+                if f.is_none() && line.contains(n) {
+                    *f = Some(line.clone());
+                }
+            }
         }
+        found.into_iter().flatten().collect()
     }
 
     pub fn terminate(&mut self) -> Option<i32> {
