@@ -12,6 +12,8 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 [ -x /usr/bin/victoria-metrics ] || need+=(victoria-metrics)
 [ -x /usr/bin/influxd ] || need+=(influxdb)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
+# pymodbus's server imports pyserial even for TCP; Debian only recommends it.
+/usr/bin/python3 -c 'import serial, serial_asyncio' >/dev/null 2>&1 || need+=(python3-serial-asyncio)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 /usr/bin/python3 -c "import yaml" >/dev/null 2>&1 || need+=(python3-yaml)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)

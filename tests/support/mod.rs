@@ -82,7 +82,7 @@ impl PyModbus {
             .arg(script)
             .arg(&map_path)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
             .spawn()
             .expect("start pymodbus server");
         let stdout = child.stdout.take().unwrap();
@@ -92,7 +92,8 @@ impl PyModbus {
             ["port", p] => p.parse().unwrap(),
             ["ready"] => 0,
             _ => panic!(
-                "pymodbus server did not start (said {line:?}); is python3-pymodbus installed?"
+                "pymodbus server did not start (said {line:?}): {}",
+                std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
             ),
         };
         PyModbus {
