@@ -1,7 +1,7 @@
 //! MQTT publishing against a real Mosquitto started by each test on its own
 //! loopback port: the contract's topics and payloads, the last will, a broker
 //! outage with nothing lost, a crash while the broker is down, and TLS with a
-//! password.
+//! password or a client certificate.
 mod support;
 
 use std::process::Command;
@@ -279,10 +279,9 @@ fn messages_spooled_before_a_crash_are_delivered_after_restart() {
     assert_eq!(daemon.terminate(), Some(0));
 }
 
-#[test]
-fn tls_with_a_password_and_a_wrong_password() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A test CA, a server certificate for localhost and a client certificate,
+/// made with the openssl CLI in `d`.
+fn make_pki(d: &std::path::Path) {
     let ssl = |args: &[&str]| {
         let out = Command::new(require("openssl"))
             .args(args)
@@ -310,40 +309,56 @@ fn tls_with_a_password_and_a_wrong_password() {
         "-subj",
         "/CN=bessmon test CA",
     ]);
-    ssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
     std::fs::write(
-        d.join("san.ext"),
+        d.join("server.ext"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
     )
     .unwrap();
-    ssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
+    std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, cn) in [("server", "localhost"), ("client", "bessmon-site-gateway")] {
+        let (key, csr, crt, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        ssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={cn}"),
+        ]);
+        ssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+#[test]
+fn tls_with_a_password_and_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_pki(d);
     let out = Command::new(require("mosquitto_passwd"))
         .args(["-b", "-c"])
         .arg(d.join("passwd"))
@@ -399,6 +414,63 @@ fn tls_with_a_password_and_a_wrong_password() {
     );
     // Still running and polling: the error is retried with backoff, not fatal.
     assert!(daemon.proc.0.try_wait().unwrap().is_none());
+    assert_eq!(daemon.terminate(), Some(0));
+}
+
+/// A broker that requires a client certificate: bessmon presents the one in
+/// `client_cert_file`, and without it the handshake fails and is retried.
+#[test]
+fn tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_pki(d);
+    let plain = free_port();
+    let broker = Mosquitto::with_port(|tls_port, _| {
+        format!(
+            "allow_anonymous true\nlistener {tls_port} 127.0.0.1\ncafile {p}/ca.crt\ncertfile {p}/server.crt\nkeyfile {p}/server.key\nrequire_certificate true\nlistener {plain} 127.0.0.1\n",
+            p = d.display()
+        )
+    });
+    let sim = simulator(1);
+    let file = |f: &str| format!("{:?}", d.join(f).display().to_string());
+    let section = |client: &str| {
+        format!(
+            "[mqtt]\nurl = \"mqtts://127.0.0.1:{}\"\nca_file = {}\n{client}",
+            broker.port,
+            file("ca.crt")
+        )
+    };
+    wait_for_port(plain);
+    let (got, _rt) = subscribe(plain, "t-cert", "bessmon/#", None);
+
+    // Without a certificate the broker ends the handshake; bessmon keeps polling and retrying.
+    let cfg = config(&section(""), sim.sim.addrs[0].port(), "200ms", &["pcs"]);
+    let mut daemon = Daemon::start(&cfg.path);
+    daemon.wait_logs(&["lab/pcs online", "retrying with backoff"]);
+    assert!(daemon.proc.0.try_wait().unwrap().is_none());
+    assert_eq!(daemon.terminate(), Some(0));
+    assert!(
+        !got.lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.0 == "bessmon/lab/pcs/state"),
+        "a client without a certificate got through"
+    );
+
+    let cfg = config(
+        &section(&format!(
+            "client_cert_file = {}\nclient_key_file = {}\n",
+            file("client.crt"),
+            file("client.key")
+        )),
+        sim.sim.addrs[0].port(),
+        "200ms",
+        &["pcs"],
+    );
+    let mut daemon = Daemon::start(&cfg.path);
+    wait_until(&got, "a state over mutual TLS", |g| {
+        g.iter().any(|m| m.0 == "bessmon/lab/pcs/state")
+    });
     assert_eq!(daemon.terminate(), Some(0));
 }
 
