@@ -3,10 +3,12 @@
 //! or the v1 `/write` endpoint.
 //!
 //! A batch leaves the spool only on a 2xx. 429, 5xx and network errors are
-//! retried with backoff and jitter (honouring Retry-After); any other 4xx (a
-//! bad token, a missing bucket, a field type conflict) cannot succeed by
-//! retrying, so the batch goes to a dead-letter file with the server's message
-//! and the sink moves on: one bad batch never blocks the rest.
+//! retried with backoff and jitter (honouring Retry-After, in seconds or as an
+//! HTTP date); a 413 halves the batch size and retries, since a proxy's or the
+//! server's body limit is no reason to drop data; any other 4xx (a bad token,
+//! a missing bucket, a field type conflict) cannot succeed by retrying, so the
+//! batch goes to a dead-letter file with the server's message and the sink
+//! moves on: one bad batch never blocks the rest.
 //! Every number is written as a float and every flag as a boolean, always, so
 //! InfluxDB never sees a field change type.
 use std::io::Write as _;
@@ -220,7 +222,20 @@ pub struct InfluxStats {
 enum Outcome {
     Written,
     Retry(String, Option<Duration>),
+    TooLarge(String),
     Reject(String),
+}
+
+/// Retry-After as delay-seconds or an HTTP date (RFC 9110 section 10.2.3).
+fn retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    static PARSER: jiff::fmt::rfc2822::DateTimeParser = jiff::fmt::rfc2822::DateTimeParser::new();
+    let at = PARSER.parse_timestamp(v).ok()?;
+    // A date in the past means "now".
+    Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
 pub struct InfluxSink {
@@ -250,6 +265,8 @@ impl InfluxSink {
         let notify = self.spool.notifier(SINK);
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         let mut next = self.spool.stats(SINK).first_seq;
+        // Lowered by 413 replies and kept low: the limit that refused it does not move.
+        let mut batch_lines = self.settings.batch_lines;
         let mut failing = false;
         let mut stop_deadline: Option<std::time::Instant> = None;
         loop {
@@ -262,7 +279,7 @@ impl InfluxSink {
                     return;
                 }
             }
-            let batch = match tokio::task::block_in_place(|| self.read_batch(next)) {
+            let batch = match tokio::task::block_in_place(|| self.read_batch(next, batch_lines)) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -310,7 +327,13 @@ impl InfluxSink {
                     self.stats.written_lines.fetch_add(lines, Relaxed);
                     self.ack(&seqs, &mut next);
                 }
-                Outcome::Reject(msg) => {
+                Outcome::TooLarge(msg) if batch.len() > 1 => {
+                    batch_lines = (lines as usize / 2).max(1);
+                    tracing::warn!(
+                        "influxdb: a batch of {lines} lines is too large ({msg}); writing at most {batch_lines} lines per batch from now on"
+                    );
+                }
+                Outcome::TooLarge(msg) | Outcome::Reject(msg) => {
                     self.stats.dead_lettered_batches.fetch_add(1, Relaxed);
                     let file = self.dead_letter(&body, &msg);
                     tracing::error!("influxdb rejected a batch of {lines} lines: {msg}; moved to {file}, continuing with the next");
@@ -340,12 +363,16 @@ impl InfluxSink {
         }
     }
 
-    fn read_batch(&self, from: u64) -> Result<Vec<(u64, Record)>, crate::spool::SpoolError> {
+    fn read_batch(
+        &self,
+        from: u64,
+        max_lines: usize,
+    ) -> Result<Vec<(u64, Record)>, crate::spool::SpoolError> {
         // Records hold one event's lines; stop once the batch has enough lines.
         let mut out = Vec::new();
         let mut lines = 0;
         let mut at = from;
-        while lines < self.settings.batch_lines {
+        while lines < max_lines {
             let chunk = self.spool.read(SINK, at, 256)?;
             if chunk.is_empty() {
                 break;
@@ -354,7 +381,7 @@ impl InfluxSink {
                 at = seq + 1;
                 lines += r.payload.iter().filter(|&&b| b == b'\n').count();
                 out.push((seq, r));
-                if lines >= self.settings.batch_lines {
+                if lines >= max_lines {
                     break;
                 }
             }
@@ -429,8 +456,7 @@ impl InfluxSink {
             .headers()
             .get("Retry-After")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, jiff::Timestamp::now()));
         let text = resp.text().await.unwrap_or_default();
         let msg = format!(
             "HTTP {status}: {}",
@@ -438,6 +464,8 @@ impl InfluxSink {
         );
         if status.as_u16() == 429 || status.is_server_error() {
             Outcome::Retry(msg, retry_after)
+        } else if status.as_u16() == 413 {
+            Outcome::TooLarge(msg)
         } else {
             Outcome::Reject(msg)
         }
@@ -470,6 +498,150 @@ mod tests {
 
     fn cfg(toml_text: &str) -> Influx {
         toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now: jiff::Timestamp = "2026-11-28T21:00:00Z".parse().unwrap();
+        assert_eq!(retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after("Sat, 28 Nov 2026 21:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after("Sat, 28 Nov 2026 20:59:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    /// What the stand-in server saw: each request's arrival and its lines.
+    type Seen = Arc<std::sync::Mutex<Vec<(std::time::Instant, Vec<String>)>>>;
+
+    /// An in-process stand-in for a server that rate-limits once, then
+    /// refuses bodies over 40 lines with 413 (as a proxy's body limit would).
+    /// The real databases are exercised by tests/influx.rs; neither sends these.
+    async fn limited_server(seen: Seen, got: tokio::sync::mpsc::UnboundedSender<()>) -> u16 {
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        let app = axum::Router::new().route(
+            "/api/v2/write",
+            axum::routing::post(move |body: String| {
+                let seen = seen.clone();
+                let got = got.clone();
+                async move {
+                    let lines: Vec<String> = body.lines().map(str::to_string).collect();
+                    let mut s = seen.lock().unwrap();
+                    let first = s.is_empty();
+                    let n = lines.len();
+                    s.push((std::time::Instant::now(), lines));
+                    let _ = got.send(());
+                    if first {
+                        (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            [("Retry-After", "1")],
+                            "slow down",
+                        )
+                            .into_response()
+                    } else if n > 40 {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response()
+                    } else {
+                        StatusCode::NO_CONTENT.into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        port
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rate_limits_and_body_limits_lose_nothing() {
+        let seen: Seen = Arc::default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let port = limited_server(seen.clone(), tx).await;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(
+            Spool::open(
+                dir.path(),
+                crate::spool::Limits {
+                    max_bytes: 1 << 24,
+                    max_age: Duration::from_secs(3600),
+                },
+            )
+            .unwrap(),
+        );
+        let record = |i: usize, lines: usize| Record {
+            at_ms: i as i64,
+            key: String::new(),
+            payload: (0..lines)
+                .map(|k| format!("m r={i},k={k} {i}\n"))
+                .collect::<String>()
+                .into_bytes(),
+        };
+        // 100 one-line records, one record too large to write alone, one more after it.
+        let mut batch: Vec<(&str, Record)> = (0..100).map(|i| (SINK, record(i, 1))).collect();
+        batch.push((SINK, record(100, 60)));
+        batch.push((SINK, record(101, 1)));
+        spool.append(&batch).unwrap();
+        let settings = Settings::from_config(
+            &cfg(&format!("url = \"http://127.0.0.1:{port}\"\nbucket = \"b\"\ngzip = false\nbatch_size = 100\nflush_interval = \"10ms\""
+            )),
+            dir.path(),
+        )
+        .unwrap();
+        let sink = InfluxSink::new(settings, spool.clone()).unwrap();
+        let stats = sink.stats.clone();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(sink.run(stop.clone()));
+        // Until the last record is in.
+        loop {
+            tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("the sink stopped writing")
+                .unwrap();
+            let s = seen.lock().unwrap();
+            if s.last()
+                .is_some_and(|(_, l)| l.iter().any(|l| l.starts_with("m r=101,")))
+            {
+                break;
+            }
+        }
+        stop.cancel();
+        task.await.unwrap();
+
+        let s = seen.lock().unwrap();
+        assert!(
+            s[1].0 - s[0].0 >= Duration::from_millis(950),
+            "the retry came {:?} after a Retry-After of 1 s",
+            s[1].0 - s[0].0
+        );
+        // The 413s halved the batch 100 -> 50 -> 25 lines; the 60-line record was dead-lettered alone.
+        let sizes: Vec<usize> = s.iter().map(|(_, l)| l.len()).collect();
+        assert_eq!(&sizes[..4], &[100, 100, 50, 25], "{sizes:?}");
+        let written: Vec<String> = s
+            .iter()
+            .filter(|(_, l)| l.len() <= 40)
+            .flat_map(|(_, l)| l.iter().cloned())
+            .collect();
+        let expected: Vec<String> = (0..100)
+            .chain([101])
+            .map(|i| format!("m r={i},k=0 {i}"))
+            .collect();
+        assert_eq!(written, expected, "every line once, in order");
+        assert_eq!(stats.dead_lettered_batches.load(Relaxed), 1);
+        let dead: Vec<_> = std::fs::read_dir(dir.path().join("influxdb-dead-letter"))
+            .unwrap()
+            .collect();
+        assert_eq!(dead.len(), 1);
+        let text = std::fs::read_to_string(dead[0].as_ref().unwrap().path()).unwrap();
+        assert!(
+            text.contains("413") && text.contains("m r=100,k=59 100"),
+            "{text}"
+        );
+        assert_eq!(spool.stats(SINK).count, 0, "the spool is drained");
     }
 
     #[test]
