@@ -76,6 +76,8 @@ pub struct Anomalies {
     pub rollovers: u64,
     pub transients: u64,
     pub gaps: u64,
+    /// Power readings beyond 1.5 x the rated (battery) or grid limit: garbage, not flow.
+    pub implausible: u64,
 }
 
 #[derive(Debug)]
@@ -194,7 +196,13 @@ impl SiteAccount {
                 }
                 note
             }
-            Outcome::Suspect(n) => Some(n),
+            Outcome::Suspect(n) => {
+                // Only the next reading tells a glitch from a reset or a real jump, and
+                // that verdict is what gets reported and counted; a glitch must not
+                // leave a quarantined figure in the ledger.
+                tracing::debug!(site = %self.setup.site, role = role.name(), "held back: {n:?}");
+                None
+            }
             Outcome::Baseline => {
                 self.baseline_pending = true;
                 None
@@ -232,13 +240,34 @@ impl SiteAccount {
                 format!("site {site}: {role} read {raw} once and then continued from before: a glitch, ignored")
             }
             Note::Decrease { from_raw, to_raw } => {
-                format!("site {site}: {role} went down from {from_raw} to {to_raw}: a reset or a glitch; waiting for the next reading")
+                format!("site {site}: {role} went down from {from_raw} to {to_raw}")
             }
         };
         self.messages.push(msg);
     }
 
     fn integrate(&mut self, at: Timestamp, kw: Option<f64>, battery: bool) {
+        // The same bound counters are held to: a corrupted register must not book
+        // megawatt-hours. Such a reading is treated as invalid (the chain breaks).
+        let limit = 1.5
+            * if battery {
+                self.setup.rated_kw
+            } else {
+                self.setup.max_grid_kw
+            };
+        let kw = match kw {
+            Some(v) if v.abs() > limit => {
+                self.anomalies.implausible += 1;
+                let site = &self.setup.site;
+                self.messages.push(format!(
+                    "site {site}: {} read {v} kW, beyond 1.5 x its limit of {:.0} kW: not integrated",
+                    if battery { "battery power" } else { "grid power" },
+                    limit / 1.5
+                ));
+                None
+            }
+            other => other,
+        };
         let gap = self.setup.max_gap;
         let integrator: &mut Integrator = if battery {
             &mut self.state.battery
@@ -413,17 +442,47 @@ mod tests {
     fn an_invalid_power_reading_is_not_interpolated_through() {
         let mut acc = fresh(false, false);
         let t0 = local("2025-03-10T02:00");
-        let at = |s| t0 + SignedDuration::from_secs(s);
-        acc.observe(&value(at(0), Role::BatteryPower, Some(-3600.0)));
-        acc.observe(&value(at(1), Role::BatteryPower, Some(-3600.0))); // 1 kWh
-        acc.observe(&value(at(2), Role::BatteryPower, None)); // invalid: chain broken
-        acc.observe(&value(at(3), Role::BatteryPower, Some(-3600.0)));
-        acc.observe(&value(at(4), Role::BatteryPower, Some(-3600.0))); // 1 kWh
+        let at = |ms| t0 + SignedDuration::from_millis(ms);
+        acc.observe(&value(at(0), Role::BatteryPower, Some(-1000.0)));
+        acc.observe(&value(at(1800), Role::BatteryPower, Some(-1000.0))); // 0.5 kWh
+        acc.observe(&value(at(2500), Role::BatteryPower, None)); // invalid: chain broken
+        acc.observe(&value(at(3000), Role::BatteryPower, Some(-1000.0)));
+        acc.observe(&value(at(4800), Role::BatteryPower, Some(-1000.0))); // 0.5 kWh
         let r = totals(&mut acc, "2025-03-10");
         assert!(
-            (r.total.charge_kwh - 2.0).abs() < 1e-9,
+            (r.total.charge_kwh - 1.0).abs() < 1e-9,
             "{}",
             r.total.charge_kwh
+        );
+    }
+
+    #[test]
+    fn a_garbage_power_reading_books_nothing() {
+        let mut acc = fresh(false, false);
+        let t0 = local("2025-03-10T02:00");
+        let at = |ms| t0 + SignedDuration::from_millis(ms);
+        acc.observe(&value(at(0), Role::BatteryPower, Some(-1000.0)));
+        acc.observe(&value(at(1800), Role::BatteryPower, Some(-1000.0))); // 0.5 kWh
+                                                                          // A word-swapped or corrupted float: 1.2e9 kW on a 1 MW battery.
+        acc.observe(&value(at(2500), Role::BatteryPower, Some(-1.2e9)));
+        acc.observe(&value(at(3000), Role::BatteryPower, Some(-1000.0)));
+        acc.observe(&value(at(4800), Role::BatteryPower, Some(-1000.0))); // 0.5 kWh
+                                                                          // On the grid side the limit is the grid connection's.
+        acc.observe(&value(at(5000), Role::GridPower, Some(5000.0)));
+        acc.observe(&value(at(6000), Role::GridPower, Some(6500.0)));
+        let r = totals(&mut acc, "2025-03-10");
+        assert!(
+            (r.total.charge_kwh - 1.0).abs() < 1e-9,
+            "{}",
+            r.total.charge_kwh
+        );
+        assert_eq!(acc.anomalies.implausible, 2);
+        assert!(
+            acc.messages
+                .iter()
+                .any(|m| m.contains("battery power read -1200000000 kW")),
+            "{:?}",
+            acc.messages
         );
     }
 

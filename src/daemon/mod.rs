@@ -205,7 +205,7 @@ pub async fn run(
                 }
                 for (site, a) in &books.sites {
                     let n = a.anomalies;
-                    l.anomalies.insert(site.to_string(), [n.quarantined, n.resets, n.rollovers, n.transients, n.gaps]);
+                    l.anomalies.insert(site.to_string(), [n.quarantined, n.resets, n.rollovers, n.transients, n.gaps, n.implausible]);
                 }
             }
             Some(ask) = asks_rx.recv() => answer(ask, &mut books, clock.now()),

@@ -88,7 +88,7 @@ pub struct Live {
     pub sites: BTreeMap<String, SiteLive>,
     pub devices: BTreeMap<(String, String), DeviceMetrics>,
     /// Per site: quarantined, resets, rollovers, transients, gaps.
-    pub anomalies: BTreeMap<String, [u64; 5]>,
+    pub anomalies: BTreeMap<String, [u64; 6]>,
 }
 
 impl Live {

@@ -109,11 +109,18 @@ pub fn render(live: &Live, shared: &Shared) -> String {
             );
         }
     }
-    family(&mut o, "bessmon_counter_anomalies_total", "counter", "Energy counter events: quarantined jumps, resets, rollovers, transients, integration gaps.");
+    family(&mut o, "bessmon_counter_anomalies_total", "counter", "Energy counter events: quarantined jumps, resets, rollovers, transients, integration gaps, implausible power readings.");
     for (site, a) in &live.anomalies {
-        for (k, c) in ["quarantined", "reset", "rollover", "transient", "gap"]
-            .iter()
-            .zip(a.iter())
+        for (k, c) in [
+            "quarantined",
+            "reset",
+            "rollover",
+            "transient",
+            "gap",
+            "implausible",
+        ]
+        .iter()
+        .zip(a.iter())
         {
             let _ = writeln!(
                 o,
