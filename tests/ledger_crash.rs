@@ -161,8 +161,8 @@ fn sigkill_and_restart_lose_and_double_count_nothing() {
         ..
     } = &p;
     let start_wh = *start_wh;
-    let a = start_daemon(&cfg_a);
-    let b = start_daemon(&cfg_b);
+    let a = start_daemon(cfg_a);
+    let b = start_daemon(cfg_b);
 
     // Let the counters run; kill B without warning part-way, restart it, run on.
     clock.run();
@@ -173,7 +173,7 @@ fn sigkill_and_restart_lose_and_double_count_nothing() {
     b_proc.0.kill().unwrap(); // SIGKILL
     b_proc.0.wait().unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    let b = start_daemon(&cfg_b);
+    let b = start_daemon(cfg_b);
     std::thread::sleep(Duration::from_secs(2));
 
     // Stop the counters; make sure both daemons have read the final values.
@@ -185,7 +185,7 @@ fn sigkill_and_restart_lose_and_double_count_nothing() {
         end_wh.floor(),
         sb.site.lock().unwrap().state.charge_wh.floor()
     );
-    let (ra, rb) = (lifetime(&cfg_a), lifetime(&cfg_b));
+    let (ra, rb) = (lifetime(cfg_a), lifetime(cfg_b));
     let (ca, cb) = (mwh(&ra, "charge_kwh"), mwh(&rb, "charge_kwh"));
     assert_eq!(
         ca, cb,
