@@ -6,15 +6,7 @@ use serde_json::Value;
 use support::*;
 
 fn http_port(d: &Daemon) -> u16 {
-    let line = d.wait_log("HTTP on http://");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
-    addr.rsplit_once(':').unwrap().1.parse().unwrap()
+    d.http_port()
 }
 
 fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {

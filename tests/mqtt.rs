@@ -215,6 +215,24 @@ fn a_broker_outage_loses_nothing() {
         g.iter()
             .any(|(t, p, _)| t == "bessmon/lab/meter/state" && ts_ms(p) > resumed + 1000)
     });
+    let m = |s: &str| {
+        daemon
+            .metric(s)
+            .unwrap_or_else(|| panic!("no {s} in /metrics"))
+    };
+    assert_eq!(m("bessmon_sink_connected{sink=\"mqtt\"}"), 1.0);
+    assert!(m("bessmon_sink_failures_total{sink=\"mqtt\",kind=\"connection_lost\"}") >= 1.0);
+    // Acknowledgements are committed in batches: wait for the backlog's to land.
+    let written = (0..100)
+        .map(|_| {
+            let w = m("bessmon_sink_written_total{sink=\"mqtt\"}");
+            if w < 60.0 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            w
+        })
+        .find(|&w| w >= 60.0);
+    assert!(written.is_some(), "the backlog's deliveries are counted");
     assert_eq!(daemon.terminate(), Some(0));
     wait_until(&got, "offline after the drain", |g| {
         last(g, "bessmon/test/status").is_some_and(|m| m.1 == "offline")

@@ -65,6 +65,12 @@ pub enum What {
         /// Run the whole daemon (accounting, ledger, HTTP live state), not only the pollers.
         #[arg(long)]
         full: bool,
+        /// With --full: also publish to this MQTT broker (mqtt://host:port).
+        #[arg(long, requires = "full")]
+        mqtt: Option<String>,
+        /// With --full: also write to this InfluxDB v2 API (http://host:port[/prefix]).
+        #[arg(long, requires = "full")]
+        influxdb: Option<String>,
     },
 }
 
@@ -107,7 +113,12 @@ pub fn run(a: Args) -> Outcome {
             seconds,
             intervals,
             full,
-        } => poll(sites, seconds, intervals, full),
+            mqtt,
+            influxdb,
+        } => {
+            let sinks = crate::cli::demo::sinks_toml(mqtt.as_deref(), influxdb.as_deref());
+            poll(sites, seconds, intervals, full.then_some(sinks))
+        }
         What::Replay { seconds } => {
             replay(seconds);
             Ok(())
@@ -206,7 +217,8 @@ fn replay(seconds: u64) {
     );
 }
 
-fn poll(sites: usize, seconds: u64, intervals: Vec<String>, full: bool) -> Outcome {
+/// `full`: run the whole daemon, with these sink sections (see `demo::sinks_toml`).
+fn poll(sites: usize, seconds: u64, intervals: Vec<String>, full: Option<String>) -> Outcome {
     let intervals: Vec<Duration> = intervals
         .iter()
         .map(|s| parse_duration(s).map_err(|m| Failure::input(format!("--intervals: {m}"))))
@@ -249,10 +261,15 @@ fn poll(sites: usize, seconds: u64, intervals: Vec<String>, full: bool) -> Outco
         .enable_all()
         .build()
         .map_err(|e| Failure::runtime(e.to_string()))?;
-    println!("| devices | interval | target polls/s | achieved polls/s | missed % | errors | requests/poll (planned minimum) | daemon CPU % of one core | CPU us/poll | RSS MB | simulator CPU % |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    if full.is_some() {
+        println!("| devices | interval | target polls/s | daemon CPU % of one core | CPU us per device poll | RSS MB | simulator CPU % | sink messages/s | spool backlog at the end |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+    } else {
+        println!("| devices | interval | target polls/s | achieved polls/s | missed % | errors | requests/poll (planned minimum) | daemon CPU % of one core | CPU us/poll | RSS MB | simulator CPU % |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    }
     for iv in intervals {
-        let r = rt.block_on(stage(&addrs, iv, seconds, &sim_pid, full))?;
+        let r = rt.block_on(stage(&addrs, iv, seconds, &sim_pid, full.as_deref()))?;
         println!("{r}");
     }
     println!(
@@ -267,11 +284,23 @@ async fn stage(
     interval: Duration,
     seconds: u64,
     sim_pid: &str,
-    full: bool,
+    full: Option<&str>,
 ) -> Result<String, Failure> {
     let state = tempfile_dir();
     let dir = state.clone();
     let mut toml = crate::cli::demo::demo_config(addrs, &crate::cli::demo::DEMO_TARIFFS, &dir);
+    // The whole daemon's metrics are read over HTTP, at a port known in advance.
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| Failure::runtime(format!("no free port for HTTP: {e}")))?;
+    if let Some(sinks) = full {
+        toml = toml
+            .replace(
+                "http_listen = \"127.0.0.1:0\"",
+                &format!("http_listen = \"{http}\""),
+            )
+            .replacen("\n[[sites]]", sinks, 1);
+    }
     toml = toml.replace(
         "poll_interval = \"1s\"",
         &format!("poll_interval = \"{}ms\"", interval.as_millis()),
@@ -300,7 +329,7 @@ async fn stage(
     let (tx, mut rx) = mpsc::channel(8192);
     let mut tasks = tokio::task::JoinSet::new();
     let v = Arc::new(v);
-    if full {
+    if full.is_some() {
         // The whole daemon: its own pollers feed accounting; the bench's channel stays idle.
         drop(tx);
         let (v2, c2) = (v.clone(), cancel.clone());
@@ -331,9 +360,19 @@ async fn stage(
     tokio::time::sleep_until(half).await;
     let snap = |c: &[AtomicU64; 5]| [0, 1, 2, 3].map(|i| c[i].load(Relaxed));
     let before = snap(&counters);
+    let sunk0 = if full.is_some() {
+        sink_metrics(http).await
+    } else {
+        (0.0, 0.0)
+    };
     let (cpu0, sim0, t0) = (cpu_seconds("self"), cpu_seconds(sim_pid), Instant::now());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let after = snap(&counters);
+    let sunk1 = if full.is_some() {
+        sink_metrics(http).await
+    } else {
+        (0.0, 0.0)
+    };
     let (cpu1, sim1, el) = (
         cpu_seconds("self"),
         cpu_seconds(sim_pid),
@@ -348,15 +387,17 @@ async fn stage(
     let missed = (after[1] - before[1]) as f64;
     let reqs = (after[2] - before[2]) as f64;
     let errors = after[3] - before[3];
-    if full {
+    if full.is_some() {
         return Ok(format!(
-            "| {devices} | {:?} (whole daemon) | {:.0} | - | - | - | - | {:.1} | {:.1} | {:.0} | {:.1} |",
+            "| {devices} | {:?} (whole daemon) | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.0} |",
             interval,
             devices as f64 / interval.as_secs_f64(),
             100.0 * (cpu1 - cpu0) / el,
             1e6 * (cpu1 - cpu0) / el / (devices as f64 / interval.as_secs_f64()),
             rss,
             100.0 * (sim1 - sim0) / el,
+            (sunk1.0 - sunk0.0) / el,
+            sunk1.1,
         ));
     }
     let target = devices as f64 / interval.as_secs_f64();
@@ -374,6 +415,25 @@ async fn stage(
         rss,
         100.0 * (sim1 - sim0) / el,
     ))
+}
+
+/// (messages written by every sink so far, entries waiting in the spool) from
+/// the daemon's /metrics; zeros if it cannot be read.
+async fn sink_metrics(http: SocketAddr) -> (f64, f64) {
+    let Ok(resp) = reqwest::get(format!("http://{http}/metrics")).await else {
+        return (0.0, 0.0);
+    };
+    let text = resp.text().await.unwrap_or_default();
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    (
+        sum("bessmon_sink_written_total{"),
+        sum("bessmon_spool_entries{"),
+    )
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

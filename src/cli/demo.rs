@@ -134,7 +134,11 @@ pub async fn run(a: Args) -> Outcome {
                 "http_listen = \"127.0.0.1:0\"",
                 &format!("http_listen = \"{http}\""),
             )
-            .replacen("\n[[sites]]", &sinks_toml(&a), 1),
+            .replacen(
+                "\n[[sites]]",
+                &sinks_toml(a.mqtt.as_deref(), a.influxdb.as_deref()),
+                1,
+            ),
     };
     let cfg = load(&source).map_err(|e| Failure::runtime(format!("demo config: {e}")))?;
     let v = validate(&source.name(), cfg).map_err(|errs| Failure {
@@ -163,13 +167,13 @@ pub async fn run(a: Args) -> Outcome {
     Ok(())
 }
 
-/// `[mqtt]` / `[influxdb]` sections for the demo's optional sinks, placed before the sites.
-fn sinks_toml(a: &Args) -> String {
+/// `[mqtt]` / `[influxdb]` sections for optional sinks, placed before the sites.
+pub(super) fn sinks_toml(mqtt: Option<&str>, influxdb: Option<&str>) -> String {
     let mut t = String::new();
-    if let Some(url) = &a.mqtt {
+    if let Some(url) = mqtt {
         t += &format!("\n[mqtt]\nurl = {url:?}\n");
     }
-    if let Some(url) = &a.influxdb {
+    if let Some(url) = influxdb {
         t += &format!(
             "\n[influxdb]\nurl = {url:?}\napi = \"v2\"\norg = \"bessmon\"\nbucket = \"bessmon\"\n"
         );

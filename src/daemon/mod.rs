@@ -74,6 +74,7 @@ pub async fn run(
     // The API shows today's savings, and InfluxDB wants them at least once a
     // minute; MQTT may ask for them more often still.
     let mut savings_every = Duration::from_secs(10);
+    let mut mqtt_stats = None;
     if let (Some(m), Some(spool)) = (&v.config.mqtt, &spool) {
         let settings = Settings::from_config(m, &daemon.instance, &daemon.state_dir)
             .map_err(DaemonError::Config)?;
@@ -89,7 +90,9 @@ pub async fn run(
         outbox_sinks.push(Sink::Mqtt {
             prefix: settings.prefix.clone(),
         });
-        sinks.spawn(MqttSink::new(settings, v, spool.clone()).run(sinks_stop.clone()));
+        let sink = MqttSink::new(settings, v, spool.clone());
+        mqtt_stats = Some(sink.stats.clone());
+        sinks.spawn(sink.run(sinks_stop.clone()));
     }
     let mut influx_stats = None;
     if let (Some(i), Some(spool)) = (&v.config.influxdb, &spool) {
@@ -139,6 +142,7 @@ pub async fn run(
         .filter_map(|(on, s)| on.then_some(s))
         .collect(),
         influx: influx_stats,
+        mqtt: mqtt_stats,
     };
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(listener, shared, http_stop.clone()));

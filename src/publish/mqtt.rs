@@ -10,6 +10,7 @@
 //! marks the instance offline, and a retained `online` follows every connect.
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -331,6 +332,19 @@ pub struct MqttSink {
     spool: Arc<Spool>,
     topics: BTreeSet<String>,
     discovery: Vec<(String, String)>,
+    pub stats: Arc<MqttStats>,
+}
+
+/// Counters for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct MqttStats {
+    /// Spooled messages the broker acknowledged (or sent, at QoS 0).
+    pub delivered: AtomicU64,
+    pub connected: AtomicBool,
+    /// Connection attempts that failed (refused, unreachable, TLS).
+    pub connect_failures: AtomicU64,
+    /// Established connections that were lost.
+    pub connections_lost: AtomicU64,
 }
 
 /// How a connection ended.
@@ -347,6 +361,7 @@ impl MqttSink {
             spool,
             topics: BTreeSet::new(),
             discovery: Vec::new(),
+            stats: Arc::default(),
         }
     }
 
@@ -357,6 +372,7 @@ impl MqttSink {
             spool,
             topics,
             discovery,
+            stats: Arc::default(),
         }
     }
 
@@ -373,6 +389,7 @@ impl MqttSink {
             let (client, mut el) = AsyncClient::new(self.settings.options(), 2 * WINDOW + 64);
             match self.connect(&mut el, &stop).await {
                 Ok(()) => {
+                    self.stats.connected.store(true, Relaxed);
                     if backoff.attempts() > 0 {
                         tracing::info!(
                             "mqtt {}:{}: connected",
@@ -385,6 +402,7 @@ impl MqttSink {
                 }
                 Err(None) => return,
                 Err(Some(e)) => {
+                    self.stats.connect_failures.fetch_add(1, Relaxed);
                     let delay = backoff.next_delay();
                     if e != last_error {
                         tracing::error!(
@@ -401,9 +419,12 @@ impl MqttSink {
                     }
                 }
             }
-            match self.session(&client, &mut el, &stop, &mut announced).await {
+            let ended = self.session(&client, &mut el, &stop, &mut announced).await;
+            self.stats.connected.store(false, Relaxed);
+            match ended {
                 Ended::Stopped => return,
                 Ended::Lost(e) => {
+                    self.stats.connections_lost.fetch_add(1, Relaxed);
                     let delay = backoff.next_delay();
                     tracing::warn!(
                         "mqtt {}:{}: connection lost ({e}); reconnecting in {:.1}s",
@@ -571,7 +592,10 @@ impl MqttSink {
             return;
         }
         match tokio::task::block_in_place(|| self.spool.ack(SINK, acks)) {
-            Ok(()) => acks.clear(),
+            Ok(()) => {
+                self.stats.delivered.fetch_add(acks.len() as u64, Relaxed);
+                acks.clear()
+            }
             Err(e) => tracing::error!("{e}"),
         }
     }

@@ -575,6 +575,26 @@ impl Daemon {
         }
     }
 
+    /// The port of the daemon's HTTP server (configs here listen on port 0).
+    pub fn http_port(&self) -> u16 {
+        let line = self.wait_logs(&["HTTP on http://"]).remove(0);
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {line}"));
+        addr.rsplit_once(':').unwrap().1.parse().unwrap()
+    }
+
+    /// A metric's value from /metrics (the sample line starting with `series`).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (code, text) = http("GET", self.http_port(), "/metrics", "", None);
+        assert_eq!(code, 200, "{text}");
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
     /// Reads log lines until one contains `needle`; returns it. Only lines
     /// not read yet count, so this waits for something that happens next.
     pub fn wait_log(&self, needle: &str) -> String {

@@ -16,13 +16,15 @@ pub fn render(live: &Live, shared: &Shared) -> String {
     let family = |o: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
+    family(&mut o, "bessmon_up", "gauge", "1 while the daemon runs.");
+    let _ = writeln!(o, "bessmon_up 1");
     family(
         &mut o,
-        "bessmon_up",
+        "bessmon_ready",
         "gauge",
-        "1 while the daemon runs; ready is 1 once every device was polled.",
+        "1 once every device has been polled (what /readyz answers).",
     );
-    let _ = writeln!(o, "bessmon_up 1\nbessmon_ready {}", live.ready as u8);
+    let _ = writeln!(o, "bessmon_ready {}", live.ready as u8);
 
     family(
         &mut o,
@@ -191,34 +193,73 @@ pub fn render(live: &Live, shared: &Shared) -> String {
             );
         }
     }
-    if let Some(i) = &shared.influx {
+    let (mqtt, influx) = (shared.mqtt.as_deref(), shared.influx.as_deref());
+    if mqtt.is_some() || influx.is_some() {
         family(
             &mut o,
             "bessmon_sink_written_total",
             "counter",
-            "Lines a sink has written.",
+            "What a sink has delivered: lines (InfluxDB), acknowledged messages (MQTT).",
         );
-        let _ = writeln!(
-            o,
-            "bessmon_sink_written_total{{sink=\"influxdb\"}} {}",
-            i.written_lines.load(Relaxed)
-        );
+        if let Some(m) = mqtt {
+            let _ = writeln!(
+                o,
+                "bessmon_sink_written_total{{sink=\"mqtt\"}} {}",
+                m.delivered.load(Relaxed)
+            );
+        }
+        if let Some(i) = influx {
+            let _ = writeln!(
+                o,
+                "bessmon_sink_written_total{{sink=\"influxdb\"}} {}",
+                i.written_lines.load(Relaxed)
+            );
+        }
         family(
             &mut o,
             "bessmon_sink_failures_total",
             "counter",
-            "Failed writes (retried) and rejected batches (dead-lettered).",
+            "MQTT: failed connection attempts and lost connections. InfluxDB: failed writes (retried) and rejected batches (dead-lettered).",
+        );
+        if let Some(m) = mqtt {
+            for (kind, c) in [
+                ("connect", &m.connect_failures),
+                ("connection_lost", &m.connections_lost),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "bessmon_sink_failures_total{{sink=\"mqtt\",kind=\"{kind}\"}} {}",
+                    c.load(Relaxed)
+                );
+            }
+        }
+        if let Some(i) = influx {
+            for (kind, c) in [
+                ("retried", &i.failed_requests),
+                ("dead_lettered", &i.dead_lettered_batches),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "bessmon_sink_failures_total{{sink=\"influxdb\",kind=\"{kind}\"}} {}",
+                    c.load(Relaxed)
+                );
+            }
+        }
+    }
+    if let Some(m) = mqtt {
+        family(
+            &mut o,
+            "bessmon_sink_connected",
+            "gauge",
+            "1 while the sink holds a connection (MQTT).",
         );
         let _ = writeln!(
             o,
-            "bessmon_sink_failures_total{{sink=\"influxdb\",kind=\"retried\"}} {}",
-            i.failed_requests.load(Relaxed)
+            "bessmon_sink_connected{{sink=\"mqtt\"}} {}",
+            m.connected.load(Relaxed) as u8
         );
-        let _ = writeln!(
-            o,
-            "bessmon_sink_failures_total{{sink=\"influxdb\",kind=\"dead_lettered\"}} {}",
-            i.dead_lettered_batches.load(Relaxed)
-        );
+    }
+    if let Some(i) = influx {
         family(
             &mut o,
             "bessmon_sink_write_seconds",

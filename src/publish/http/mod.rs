@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::account::report::{Period, Report};
 use crate::publish::influx::InfluxStats;
+use crate::publish::mqtt::MqttStats;
 use crate::spool::Spool;
 pub use live::Live;
 
@@ -47,6 +48,7 @@ pub struct Shared {
     pub spool: Option<Arc<Spool>>,
     pub sinks: Vec<&'static str>,
     pub influx: Option<Arc<InfluxStats>>,
+    pub mqtt: Option<Arc<MqttStats>>,
 }
 
 fn read(live: &RwLock<Live>) -> std::sync::RwLockReadGuard<'_, Live> {
