@@ -116,7 +116,10 @@ impl Store {
         std::fs::create_dir_all(state_dir)
             .map_err(|e| err(state_dir, format!("cannot create the state directory: {e}")))?;
         let path = state_dir.join(FILE);
+        // The ledger is small (a row per site and day); redb's 1 GiB default
+        // cache would only let RSS grow with the years of history kept.
         let db = Builder::new()
+            .set_cache_size(16 << 20)
             .set_concurrency_mode(ConcurrencyMode::SingleWriter)
             .create(&path)
             .map_err(|e| err(&path, e))?;

@@ -22,6 +22,9 @@ use tokio::sync::Notify;
 
 pub const FILE: &str = "spool.redb";
 
+/// redb's page cache for the spool file.
+const CACHE_BYTES: usize = 16 << 20;
+
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("spool_meta");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +122,12 @@ impl Spool {
         };
         std::fs::create_dir_all(state_dir)
             .map_err(|e| fail(format!("cannot create the state directory: {e}")))?;
-        let db = Database::create(&path).map_err(|e| fail(e.to_string()))?;
+        // redb caches up to 1 GiB by default, and a long outage's spool is read
+        // once, front to back: the cache would only grow the daemon's RSS.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| fail(e.to_string()))?;
         let mut stats = HashMap::new();
         {
             let txn = db.begin_read().map_err(|e| fail(e.to_string()))?;
