@@ -387,17 +387,20 @@ async fn stage(
     let missed = (after[1] - before[1]) as f64;
     let reqs = (after[2] - before[2]) as f64;
     let errors = after[3] - before[3];
-    if full.is_some() {
+    if let Some(sinks) = full {
+        let sunk = if sinks.contains("[mqtt]") || sinks.contains("[influxdb]") {
+            format!("{:.0} | {:.0}", (sunk1.0 - sunk0.0) / el, sunk1.1)
+        } else {
+            "- | -".into()
+        };
         return Ok(format!(
-            "| {devices} | {:?} (whole daemon) | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.0} |",
+            "| {devices} | {:?} (whole daemon) | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {sunk} |",
             interval,
             devices as f64 / interval.as_secs_f64(),
             100.0 * (cpu1 - cpu0) / el,
             1e6 * (cpu1 - cpu0) / el / (devices as f64 / interval.as_secs_f64()),
             rss,
             100.0 * (sim1 - sim0) / el,
-            (sunk1.0 - sunk0.0) / el,
-            sunk1.1,
         ));
     }
     let target = devices as f64 / interval.as_secs_f64();

@@ -147,7 +147,9 @@ fn state(site: &Arc<str>, dev: &str, s: u64, at: jiff::Timestamp, n: usize) -> E
         .map(|i| {
             (
                 format!("point_{i}").into(),
-                1000.0 * (s as f64 + i as f64).sin(),
+                // What a register with a 0.1 scale decodes to: one decimal, as
+                // the daemon publishes it (not 17 significant digits).
+                (10_000.0 * (s as f64 + i as f64).sin()).round() / 10.0,
             )
         })
         .collect();

@@ -238,6 +238,54 @@ fn retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
     Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
+/// Spooled records as one write: their sequence numbers, the lines, and the
+/// lines compressed when `gzip` is on.
+#[derive(Debug, Default)]
+struct Batch {
+    seqs: Vec<u64>,
+    raw: Vec<u8>,
+    gzipped: Option<Vec<u8>>,
+    lines: u64,
+}
+
+impl Batch {
+    /// Reads records from `from` until `max_lines` lines (records are whole
+    /// events, so a batch may end a few lines over).
+    fn read(
+        spool: &Spool,
+        from: u64,
+        max_lines: usize,
+        gzip: bool,
+    ) -> Result<Batch, crate::spool::SpoolError> {
+        let mut b = Batch::default();
+        let mut at = from;
+        'read: while (b.lines as usize) < max_lines {
+            let chunk = spool.read(SINK, at, 256)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for (seq, r) in chunk {
+                at = seq + 1;
+                b.lines += r.payload.iter().filter(|&&c| c == b'\n').count() as u64;
+                b.raw.extend_from_slice(&r.payload);
+                b.seqs.push(seq);
+                if b.lines as usize >= max_lines {
+                    break 'read;
+                }
+            }
+        }
+        if gzip && !b.raw.is_empty() {
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(b.raw.len() / 4),
+                flate2::Compression::fast(),
+            );
+            // Writing to a Vec cannot fail; if it ever did, send uncompressed.
+            b.gzipped = enc.write_all(&b.raw).and_then(|_| enc.finish()).ok();
+        }
+        Ok(b)
+    }
+}
+
 pub struct InfluxSink {
     settings: Settings,
     spool: Arc<Spool>,
@@ -269,6 +317,9 @@ impl InfluxSink {
         let mut batch_lines = self.settings.batch_lines;
         let mut failing = false;
         let mut stop_deadline: Option<std::time::Instant> = None;
+        // The batch after the one in flight, read and compressed while the server
+        // works: on two cores, doing the two in turn left each side idle half the time.
+        let mut ready: Option<Batch> = None;
         loop {
             let stopping = stop.is_cancelled();
             // On the way out: whatever can be written in 2 s, the rest stays spooled.
@@ -279,14 +330,22 @@ impl InfluxSink {
                     return;
                 }
             }
-            let batch = match tokio::task::block_in_place(|| self.read_batch(next, batch_lines)) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    Vec::new()
+            let batch = match ready.take() {
+                Some(b) => b,
+                None => {
+                    let (spool, gzip) = (&self.spool, self.settings.gzip);
+                    match tokio::task::block_in_place(|| {
+                        Batch::read(spool, next, batch_lines, gzip)
+                    }) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::error!("{e}");
+                            Batch::default()
+                        }
+                    }
                 }
             };
-            if batch.is_empty() {
+            if batch.seqs.is_empty() {
                 if stopping {
                     return;
                 }
@@ -299,24 +358,28 @@ impl InfluxSink {
                 }
                 continue;
             }
-            let seqs: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
-            let body: Vec<u8> = batch
-                .iter()
-                .flat_map(|(_, r)| r.payload.iter().copied())
-                .collect();
-            let lines = body.iter().filter(|&&b| b == b'\n').count() as u64;
+            let after = batch.seqs.last().map_or(next, |s| s + 1);
+            let prefetch = (!stopping).then(|| {
+                let (spool, gzip) = (self.spool.clone(), self.settings.gzip);
+                tokio::task::spawn_blocking(move || Batch::read(&spool, after, batch_lines, gzip))
+            });
             let started = std::time::Instant::now();
             let outcome = if stopping {
-                tokio::time::timeout(Duration::from_secs(2), self.post(&body))
+                tokio::time::timeout(Duration::from_secs(2), self.post(&batch))
                     .await
                     .unwrap_or(Outcome::Retry("shutting down".into(), None))
             } else {
-                self.post(&body).await
+                self.post(&batch).await
+            };
+            let prefetched = match prefetch {
+                Some(h) => h.await.ok().and_then(Result::ok),
+                None => None,
             };
             self.stats.writes.fetch_add(1, Relaxed);
             self.stats
                 .write_nanos
                 .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+            let lines = batch.lines;
             match outcome {
                 Outcome::Written => {
                     if failing {
@@ -325,9 +388,10 @@ impl InfluxSink {
                     }
                     backoff.reset();
                     self.stats.written_lines.fetch_add(lines, Relaxed);
-                    self.ack(&seqs, &mut next);
+                    self.ack(&batch.seqs, &mut next);
+                    ready = prefetched.filter(|b| !b.seqs.is_empty());
                 }
-                Outcome::TooLarge(msg) if batch.len() > 1 => {
+                Outcome::TooLarge(msg) if batch.seqs.len() > 1 => {
                     batch_lines = (lines as usize / 2).max(1);
                     tracing::warn!(
                         "influxdb: a batch of {lines} lines is too large ({msg}); writing at most {batch_lines} lines per batch from now on"
@@ -335,9 +399,10 @@ impl InfluxSink {
                 }
                 Outcome::TooLarge(msg) | Outcome::Reject(msg) => {
                     self.stats.dead_lettered_batches.fetch_add(1, Relaxed);
-                    let file = self.dead_letter(&body, &msg);
+                    let file = self.dead_letter(&batch.raw, &msg);
                     tracing::error!("influxdb rejected a batch of {lines} lines: {msg}; moved to {file}, continuing with the next");
-                    self.ack(&seqs, &mut next);
+                    self.ack(&batch.seqs, &mut next);
+                    ready = prefetched.filter(|b| !b.seqs.is_empty());
                 }
                 Outcome::Retry(msg, after) => {
                     self.stats.failed_requests.fetch_add(1, Relaxed);
@@ -354,6 +419,8 @@ impl InfluxSink {
                         );
                         failing = true;
                     }
+                    // The same batch goes again, compressed already.
+                    ready = Some(batch);
                     tokio::select! {
                         _ = stop.cancelled() => {}
                         _ = tokio::time::sleep(delay) => {}
@@ -363,32 +430,6 @@ impl InfluxSink {
         }
     }
 
-    fn read_batch(
-        &self,
-        from: u64,
-        max_lines: usize,
-    ) -> Result<Vec<(u64, Record)>, crate::spool::SpoolError> {
-        // Records hold one event's lines; stop once the batch has enough lines.
-        let mut out = Vec::new();
-        let mut lines = 0;
-        let mut at = from;
-        while lines < max_lines {
-            let chunk = self.spool.read(SINK, at, 256)?;
-            if chunk.is_empty() {
-                break;
-            }
-            for (seq, r) in chunk {
-                at = seq + 1;
-                lines += r.payload.iter().filter(|&&b| b == b'\n').count();
-                out.push((seq, r));
-                if lines >= max_lines {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
     fn ack(&self, seqs: &[u64], next: &mut u64) {
         match tokio::task::block_in_place(|| self.spool.ack(SINK, seqs)) {
             Ok(()) => *next = seqs.last().map(|s| s + 1).unwrap_or(*next),
@@ -396,7 +437,7 @@ impl InfluxSink {
         }
     }
 
-    async fn post(&self, body: &[u8]) -> Outcome {
+    async fn post(&self, batch: &Batch) -> Outcome {
         let s = &self.settings;
         let mut req = self
             .client
@@ -407,20 +448,9 @@ impl InfluxSink {
             Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
             Auth::None => req,
         };
-        let req = if s.gzip {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4),
-                flate2::Compression::fast(),
-            );
-            if enc.write_all(body).is_err() {
-                return Outcome::Retry("cannot compress the batch".into(), None);
-            }
-            match enc.finish() {
-                Ok(gz) => req.header("Content-Encoding", "gzip").body(gz),
-                Err(e) => return Outcome::Retry(format!("cannot compress the batch: {e}"), None),
-            }
-        } else {
-            req.body(body.to_vec())
+        let req = match &batch.gzipped {
+            Some(gz) => req.header("Content-Encoding", "gzip").body(gz.clone()),
+            None => req.body(batch.raw.clone()),
         };
         let resp = match req.send().await {
             Ok(r) => r,
