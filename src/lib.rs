@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod log_throttle;
 pub mod publish;
 pub mod shutdown;
 pub mod sim;

@@ -13,6 +13,7 @@ use crate::acquire::decode::Value;
 use crate::acquire::profile::{Role, Sign};
 use crate::acquire::Sample;
 use crate::config::validate::{SiteSpec, Validated};
+use crate::log_throttle::LogThrottle;
 
 /// Accounting's view of a configured site.
 pub fn setup_for(site: &SiteSpec) -> SiteSetup {
@@ -80,6 +81,8 @@ pub struct Accountant {
     pub sites: HashMap<Arc<str>, SiteAccount>,
     store: Store,
     scratch: Vec<Observation>,
+    /// Counter glitches on a noisy line repeat every poll.
+    pub log: LogThrottle,
 }
 
 impl Accountant {
@@ -109,6 +112,7 @@ impl Accountant {
             sites,
             store,
             scratch: Vec::new(),
+            log: LogThrottle::default(),
         })
     }
 
@@ -123,7 +127,7 @@ impl Accountant {
             acc.observe(o);
         }
         for m in acc.messages.drain(..) {
-            tracing::warn!("{m}");
+            self.log.warn(&acc.setup.site, &m);
         }
         acc.baseline_pending
     }

@@ -4,10 +4,13 @@ use std::sync::Arc;
 
 use crate::acquire::decode::Value;
 use crate::acquire::Sample;
+use crate::log_throttle::LogThrottle;
 
 #[derive(Default)]
 pub struct Availability {
     online: HashMap<(Arc<str>, Arc<str>), (bool, u64)>,
+    /// Errors and missed polls of a device that stays online repeat every poll.
+    pub log: LogThrottle,
 }
 
 impl Availability {
@@ -26,16 +29,19 @@ impl Availability {
                 tracing::warn!("{}/{} offline: {why}", key.0, key.1);
             }
         } else if s.online {
+            let scope = format!("{}/{}", key.0, key.1);
             for e in &s.errors {
-                tracing::warn!("{e}");
+                self.log.warn(&scope, &e.to_string());
             }
         }
         if s.missed > 0 {
-            tracing::warn!(
-                "{}/{}: {} poll(s) missed (poll overran its interval)",
-                key.0,
-                key.1,
-                s.missed
+            let scope = format!("{}/{}", key.0, key.1);
+            self.log.warn(
+                &scope,
+                &format!(
+                    "{scope}: {} poll(s) missed (poll overran its interval)",
+                    s.missed
+                ),
             );
         }
         if every > 0 && n % every == 1 && s.online {

@@ -218,12 +218,18 @@ pub async fn run(
                     tracing::info!("{line}");
                 }
             }
-            _ = commit.tick() => commit_books(&mut books),
+            _ = commit.tick() => {
+                commit_books(&mut books);
+                books.log.flush_to_log(false);
+                availability.log.flush_to_log(false);
+            }
             _ = watchdog.tick(), if notifier.watchdog_every.is_some() => notifier.watchdog(),
         }
     }
     notifier.stopping();
     while pollers.join_next().await.is_some() {}
+    books.log.flush_to_log(true);
+    availability.log.flush_to_log(true);
     flush(&mut outbox, spool.as_deref());
     tokio::task::block_in_place(|| books.commit())?;
     tracing::info!("ledger and spool committed");
