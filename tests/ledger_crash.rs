@@ -214,8 +214,9 @@ fn garbage_registers_are_neither_booked_nor_fatal() {
     let a = start_daemon(&p.cfg_a);
     let b = start_daemon(&p.cfg_b);
     p.clock.run();
-    // Run long enough for many polls (5 a second) with garbage in every reply.
-    wait_for_requests(&p.sb, 60);
+    // Run long enough for many polls (5 a second, about 20 requests a second
+    // for the three devices) with garbage in every reply: about 6 s, 1.7 kWh.
+    wait_for_requests(&p.sb, 200);
     freeze_and_stop(&p, a, b);
 
     let moved_wh =
@@ -235,6 +236,7 @@ fn garbage_registers_are_neither_booked_nor_fatal() {
             "{key}: clean {ca} mWh, with garbage {cb} mWh"
         );
     }
-    assert!(moved_wh > 500, "the test moved real energy: {moved_wh} Wh");
+    // Far more energy than the tolerance, or the comparison above proves nothing.
+    assert!(moved_wh > 800, "the test moved real energy: {moved_wh} Wh");
     p.cancel.cancel();
 }
