@@ -320,6 +320,9 @@ impl InfluxSink {
         // The batch after the one in flight, read and compressed while the server
         // works: on two cores, doing the two in turn left each side idle half the time.
         let mut ready: Option<Batch> = None;
+        // The previous batch's removal from the spool (a redb commit, an fsync)
+        // runs while the next batch is written.
+        let mut acking: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let stopping = stop.is_cancelled();
             // On the way out: whatever can be written in 2 s, the rest stays spooled.
@@ -327,7 +330,7 @@ impl InfluxSink {
                 let deadline = *stop_deadline
                     .get_or_insert_with(|| std::time::Instant::now() + Duration::from_secs(2));
                 if std::time::Instant::now() >= deadline {
-                    return;
+                    break;
                 }
             }
             let batch = match ready.take() {
@@ -347,7 +350,7 @@ impl InfluxSink {
             };
             if batch.seqs.is_empty() {
                 if stopping {
-                    return;
+                    break;
                 }
                 tokio::select! {
                     _ = stop.cancelled() => {}
@@ -388,7 +391,8 @@ impl InfluxSink {
                     }
                     backoff.reset();
                     self.stats.written_lines.fetch_add(lines, Relaxed);
-                    self.ack(&batch.seqs, &mut next);
+                    next = after;
+                    self.ack(batch.seqs, &mut acking).await;
                     ready = prefetched.filter(|b| !b.seqs.is_empty());
                 }
                 Outcome::TooLarge(msg) if batch.seqs.len() > 1 => {
@@ -401,13 +405,14 @@ impl InfluxSink {
                     self.stats.dead_lettered_batches.fetch_add(1, Relaxed);
                     let file = self.dead_letter(&batch.raw, &msg);
                     tracing::error!("influxdb rejected a batch of {lines} lines: {msg}; moved to {file}, continuing with the next");
-                    self.ack(&batch.seqs, &mut next);
+                    next = after;
+                    self.ack(batch.seqs, &mut acking).await;
                     ready = prefetched.filter(|b| !b.seqs.is_empty());
                 }
                 Outcome::Retry(msg, after) => {
                     self.stats.failed_requests.fetch_add(1, Relaxed);
                     if stopping {
-                        return;
+                        break;
                     }
                     let delay = after
                         .unwrap_or_else(|| backoff.next_delay())
@@ -428,13 +433,25 @@ impl InfluxSink {
                 }
             }
         }
+        if let Some(h) = acking.take() {
+            let _ = h.await;
+        }
     }
 
-    fn ack(&self, seqs: &[u64], next: &mut u64) {
-        match tokio::task::block_in_place(|| self.spool.ack(SINK, seqs)) {
-            Ok(()) => *next = seqs.last().map(|s| s + 1).unwrap_or(*next),
-            Err(e) => tracing::error!("{e}"),
+    /// Removes a written batch from the spool in the background, after the
+    /// previous removal has finished (so they commit in order). If a removal
+    /// fails the batch stays spooled and is written again after a restart:
+    /// at least once, never lost.
+    async fn ack(&self, seqs: Vec<u64>, acking: &mut Option<tokio::task::JoinHandle<()>>) {
+        if let Some(h) = acking.take() {
+            let _ = h.await;
         }
+        let spool = self.spool.clone();
+        *acking = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = spool.ack(SINK, &seqs) {
+                tracing::error!("{e}");
+            }
+        }));
     }
 
     async fn post(&self, batch: &Batch) -> Outcome {
