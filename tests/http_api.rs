@@ -5,10 +5,6 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-fn http_port(d: &Daemon) -> u16 {
-    d.http_port()
-}
-
 fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     http(
         "GET",
@@ -24,7 +20,7 @@ fn health_api_metrics_and_savings() {
     let sim = simulator(1);
     let cfg = sim_site_config(&sim);
     let mut d = Daemon::start(&cfg.path);
-    let port = http_port(&d);
+    let port = d.http_port();
     assert_eq!(get(port, "/healthz", None).0, 200);
     // Ready once every device has been polled.
     let mut ready = false;
@@ -115,7 +111,7 @@ fn the_bearer_token_guards_everything_but_healthz() {
     );
     std::fs::write(&cfg.path, text).unwrap();
     let mut d = Daemon::start(&cfg.path);
-    let port = http_port(&d);
+    let port = d.http_port();
     assert_eq!(get(port, "/healthz", None).0, 200);
     for path in [
         "/readyz",

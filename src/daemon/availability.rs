@@ -28,7 +28,7 @@ impl Availability {
                 let why = s.errors.first().map(|e| e.to_string()).unwrap_or_default();
                 tracing::warn!("{}/{} offline: {why}", key.0, key.1);
             }
-        } else if s.online {
+        } else if s.online && !s.errors.is_empty() {
             let scope = format!("{}/{}", key.0, key.1);
             for e in &s.errors {
                 self.log.warn(&scope, &e.to_string());
