@@ -15,3 +15,4 @@ pub mod publish;
 pub mod shutdown;
 pub mod sim;
 pub mod spool;
+pub mod timefmt;

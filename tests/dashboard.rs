@@ -107,12 +107,16 @@ fn the_dashboard_shows_what_the_api_says_and_updates() {
     );
     let saved = text_of(&dom, "savings-today-demo-0");
     let (a, b) = (
-        before["today"]["total"]["savings"].as_f64().unwrap(),
-        after["today"]["total"]["savings"].as_f64().unwrap(),
+        before["today"]["net_savings"].as_f64().unwrap(),
+        after["today"]["net_savings"].as_f64().unwrap(),
     );
     assert!(
         between(&saved, a, b, 2),
-        "page savings {saved}, API {a} .. {b}"
+        "page net savings {saved}, API {a} .. {b}"
+    );
+    assert!(
+        dom.contains("net savings today"),
+        "the headline says it is net"
     );
     assert!(dom.contains("id=\"site-demo-1\""), "every site has a card");
     let refreshes: u32 = dom

@@ -22,16 +22,10 @@ fn tariff(critical: Option<f64>) -> Arc<Tariff> {
 }
 
 fn setup(t: Arc<Tariff>) -> SiteSetup {
-    SiteSetup {
-        site: "oracle".into(),
-        tariff: t,
-        capacity_kwh: 2000.0,
-        rated_kw: 1000.0,
-        max_grid_kw: 4000.0,
-        max_gap: SignedDuration::from_mins(3),
-        battery_counters: true,
-        import_counter: false,
-    }
+    let mut s = SiteSetup::new("oracle", t, 2000.0, 1000.0);
+    s.max_gap = SignedDuration::from_mins(3);
+    s.battery_counters = true;
+    s
 }
 
 /// The year's counters, one reading a minute: `out` kWh per discharge and `inn`
@@ -79,16 +73,7 @@ fn replay_2025(t: Arc<Tariff>, out: f64, inn: f64) -> report::Report {
         }
     }
     assert!(acc.messages.is_empty(), "{:?}", acc.messages);
-    acc.ledger.flush();
-    report::build(
-        "oracle",
-        Period::Year(2025),
-        "CNY",
-        2000.0,
-        None,
-        &acc.ledger.days,
-        &acc.demand.months,
-    )
+    acc.report(Period::Year(2025))
 }
 
 #[test]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use jiff::SignedDuration;
 
 use super::energy::{Observation, Reading, SiteAccount, SiteSetup};
-use super::report::{self, Period, Report};
+use super::report::{Period, Report};
 use super::store::{Store, StoreError};
-use crate::acquire::decode::Value;
+use crate::acquire::decode::{scale_factor_of, Value};
 use crate::acquire::profile::{Role, Sign};
 use crate::acquire::Sample;
 use crate::config::validate::{SiteSpec, Validated};
@@ -22,17 +22,32 @@ pub fn setup_for(site: &SiteSpec) -> SiteSetup {
             .iter()
             .any(|d| d.profile.point_with_role(role).is_some())
     };
-    SiteSetup {
-        site: site.id.clone(),
-        tariff: site.tariff.clone(),
-        capacity_kwh: site.capacity_kwh,
-        rated_kw: site.rated_power_kw,
-        max_grid_kw: site.max_grid_kw,
-        max_gap: SignedDuration::try_from(site.poll_interval * 3)
-            .unwrap_or(SignedDuration::from_secs(3)),
-        battery_counters: has(Role::ChargeEnergyTotal) && has(Role::DischargeEnergyTotal),
-        import_counter: has(Role::GridImportEnergyTotal),
+    let mut s = SiteSetup::new(
+        &site.id,
+        site.tariff.clone(),
+        site.capacity_kwh,
+        site.rated_power_kw,
+    );
+    s.max_grid_kw = site.max_grid_kw;
+    s.grid_capacity_kw = site.grid_capacity_kw;
+    s.max_gap =
+        SignedDuration::try_from(site.poll_interval * 3).unwrap_or(SignedDuration::from_secs(3));
+    s.max_attribution_gap =
+        SignedDuration::try_from(site.max_attribution_gap).unwrap_or(SignedDuration::from_mins(1));
+    s.battery_counters = has(Role::ChargeEnergyTotal) && has(Role::DischargeEnergyTotal);
+    s.import_counter = has(Role::GridImportEnergyTotal);
+    s.battery_power = has(Role::BatteryPower);
+    s.grid_power = has(Role::GridPower);
+    for d in &site.devices {
+        for p in &d.profile.points {
+            if let Some(r) = p.role.filter(|r| r.is_counter()) {
+                if !s.sources.iter().any(|(x, _)| *x == r) {
+                    s.sources.push((r, d.id.clone()));
+                }
+            }
+        }
     }
+    s
 }
 
 /// The observations in one device sample: its role points, normalised (battery
@@ -44,13 +59,25 @@ pub fn observations(s: &Sample, out: &mut Vec<Observation>) {
         let Some(role) = p.role else { continue };
         let reading = s.readings.iter().find(|r| r.point == i);
         let obs = if role.is_counter() {
-            match reading {
-                Some(r) if r.valid => Reading::Counter {
-                    raw: r.raw,
-                    bits: (p.width * 16).min(64) as u8,
-                    mwh_per_raw: p.scale * 1e6,
-                },
-                _ => continue,
+            let Some(r) = reading.filter(|r| r.valid) else {
+                continue;
+            };
+            // A counter's unit is its scale times 10^scale factor, as for any
+            // point; without a readable scale factor its counts mean nothing.
+            let exponent = match p.scale_factor {
+                None => 0,
+                Some(j) => {
+                    let sf = s.readings.iter().find(|r| r.point == j);
+                    match sf.and_then(|r| scale_factor_of(&profile.points[j], r.raw as u16)) {
+                        Some(e) => e as i32,
+                        None => continue,
+                    }
+                }
+            };
+            Reading::Counter {
+                raw: r.raw,
+                bits: (p.width * 16).min(64) as u8,
+                mwh_per_raw: p.scale * 10f64.powi(exponent) * 1e6,
             }
         } else {
             let v = reading.filter(|r| r.valid).and_then(|r| match r.value {
@@ -123,9 +150,7 @@ impl Accountant {
         };
         self.scratch.clear();
         observations(s, &mut self.scratch);
-        for o in &self.scratch {
-            acc.observe(o);
-        }
+        acc.observe_all(&self.scratch);
         for m in acc.messages.drain(..) {
             self.log.warn(&acc.setup.site, &m);
         }
@@ -141,13 +166,11 @@ impl Accountant {
             .map(|a| {
                 let t = a.setup.tariff.clone();
                 let (seg, until, _) = t.next_change(now);
-                let today = super::report::Period::Day(seg.date);
-                a.ledger.flush();
-                let r = super::report::build(&a.setup.site, today, &t.currency, a.setup.capacity_kwh, None, &a.ledger.days, &a.demand.months);
+                let r = a.report(Period::Day(seg.date));
                 let live = |role| a.live.get(&role).map(|(_, v)| *v);
                 let fmt = |v: Option<f64>, unit: &str| v.map(|x| format!("{x:.1} {unit}")).unwrap_or_else(|| "-".into());
                 format!(
-                    "site {}: SOC {}, battery {}, band {} at {} {}/kWh until {}; today charged {:.1} kWh, discharged {:.1} kWh, saved {:.2} {}",
+                    "site {}: SOC {}, battery {}, band {} at {} {}/kWh until {}; today charged {:.1} kWh, discharged {:.1} kWh, net savings {:.2} {}",
                     a.setup.site,
                     fmt(live(Role::Soc), "%"),
                     fmt(live(Role::BatteryPower), "kW"),
@@ -157,7 +180,7 @@ impl Accountant {
                     until.to_zoned(t.tz.clone()).strftime("%H:%M"),
                     r.total.charge_kwh,
                     r.total.discharge_kwh,
-                    r.total.savings,
+                    r.net_savings,
                     t.currency
                 )
             })
@@ -171,50 +194,23 @@ impl Accountant {
         at: jiff::Timestamp,
     ) -> Option<(Report, Report, Report)> {
         let a = self.sites.get_mut(site)?;
-        a.ledger.flush();
-        let t = a.setup.tariff.clone();
-        let date = t.tz.to_datetime(at).date();
-        let demand = t.demand.as_ref().map(|d| d.price_per_kw_month);
-        let build = |p: Period| {
-            report::build(
-                &a.setup.site,
-                p,
-                &t.currency,
-                a.setup.capacity_kwh,
-                demand,
-                &a.ledger.days,
-                &a.demand.months,
-            )
-        };
+        let date = a.setup.tariff.tz.to_datetime(at).date();
         Some((
-            build(Period::Day(date)),
-            build(Period::Month(date.year(), date.month())),
-            build(Period::Lifetime),
+            a.report(Period::Day(date)),
+            a.report(Period::Month(date.year(), date.month())),
+            a.report(Period::Lifetime),
         ))
     }
 
     /// A site's report for any period, as the API asks for it.
     pub fn report(&mut self, site: &str, period: Period) -> Option<Report> {
-        let a = self.sites.get_mut(site)?;
-        a.ledger.flush();
-        let t = &a.setup.tariff;
-        let demand = t.demand.as_ref().map(|d| d.price_per_kw_month);
-        Some(report::build(
-            &a.setup.site,
-            period,
-            &t.currency,
-            a.setup.capacity_kwh,
-            demand,
-            &a.ledger.days,
-            &a.demand.months,
-        ))
+        Some(self.sites.get_mut(site)?.report(period))
     }
 
     /// Per day of `period`: the date, savings, charge and discharge.
     pub fn days(&mut self, site: &str, period: Period) -> Option<Vec<serde_json::Value>> {
         let a = self.sites.get_mut(site)?;
         a.ledger.flush();
-        let t = &a.setup.tariff;
         let dates: Vec<jiff::civil::Date> = a
             .ledger
             .days
@@ -226,8 +222,8 @@ impl Accountant {
             dates
                 .into_iter()
                 .map(|d| {
-                    let r = report::build(&a.setup.site, Period::Day(d), &t.currency, a.setup.capacity_kwh, None, &a.ledger.days, &a.demand.months);
-                    serde_json::json!({ "date": d.to_string(), "savings": r.total.savings, "charge_kwh": r.total.charge_kwh, "discharge_kwh": r.total.discharge_kwh })
+                    let r = a.report(Period::Day(d));
+                    serde_json::json!({ "date": d.to_string(), "savings": r.total.savings, "net_savings": r.net_savings, "charge_kwh": r.total.charge_kwh, "discharge_kwh": r.total.discharge_kwh })
                 })
                 .collect(),
         )
@@ -246,5 +242,146 @@ impl Accountant {
             return Ok(());
         }
         self.store.commit(&changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::energy::SiteAccount;
+    use crate::account::tariff::TariffCatalog;
+    use crate::acquire::decode::{decode_reply, Decoded, Reply};
+    use crate::acquire::profile::Profile;
+    use crate::acquire::sample::{DeviceRef, Reading as PointReading};
+    use jiff::Timestamp;
+    use std::time::Duration;
+
+    /// A SunSpec-style inverter block: WH (acc32, Wh) with WH_SF beside it,
+    /// read as kWh by giving the unit conversion as `scale`.
+    const PROFILE: &str = r#"
+id = "sunspec-like"
+description = "lifetime energy as SunSpec model 103 lays it out"
+[[points]]
+name = "wh_charge"
+table = "holding"
+address = 0
+type = "u32"
+scale = 0.001
+scale_factor = "wh_sf"
+role = "charge_energy_total"
+[[points]]
+name = "wh_discharge"
+table = "holding"
+address = 2
+type = "u32"
+scale = 0.001
+scale_factor = "wh_sf"
+role = "discharge_energy_total"
+[[points]]
+name = "wh_sf"
+table = "holding"
+address = 4
+type = "i16"
+"#;
+
+    /// One poll of the register image: the two counters and the exponent as
+    /// the device writes them.
+    fn sample(dev: &Arc<DeviceRef>, at: Timestamp, chg: u32, dis: u32, sf: i16) -> Sample {
+        let words = vec![
+            (chg >> 16) as u16,
+            chg as u16,
+            (dis >> 16) as u16,
+            dis as u16,
+            sf as u16,
+        ];
+        let plan = crate::acquire::planner::plan(&dev.profile).unwrap();
+        let mut readings = Vec::new();
+        for req in plan.fast.iter().chain(plan.slow.iter()) {
+            decode_reply(
+                &dev.profile,
+                req,
+                &Reply::Words(words[req.start as usize..][..req.count as usize].to_vec()),
+                |point, d| {
+                    if let Decoded::Value { value, raw, valid } = d {
+                        readings.push(PointReading {
+                            point,
+                            value,
+                            raw,
+                            valid,
+                        });
+                    }
+                },
+            );
+        }
+        Sample {
+            device: dev.clone(),
+            at,
+            readings,
+            missing: vec![],
+            poll_duration: Duration::ZERO,
+            errors: vec![],
+            requests: 1,
+            missed: 0,
+            seq: 1,
+            online: true,
+        }
+    }
+
+    #[test]
+    fn a_counter_with_a_scale_factor_books_its_real_energy() {
+        let profile =
+            Arc::new(Profile::parse(std::path::Path::new("sunspec-like.toml"), PROFILE).unwrap());
+        let dev = Arc::new(DeviceRef {
+            site: "s".into(),
+            device: "inv".into(),
+            unit: 1,
+            profile,
+        });
+        let tariff = TariffCatalog::new(&[])
+            .load("cn-chongqing-ci-2025-02")
+            .unwrap()
+            .unwrap();
+        let mut setup = SiteSetup::new("s", tariff, 2000.0, 1000.0);
+        setup.battery_counters = true;
+        let mut acc = SiteAccount::new(
+            setup,
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        );
+        let t0: Timestamp = "2025-03-10T04:00:00Z".parse().unwrap(); // 12:00 in Chongqing: peak
+        let mut obs = Vec::new();
+        // WH_SF = -2 (SunSpec's negative exponents): a count is 0.01 Wh, so
+        // 1,000,000 counts a minute is 10 kWh, 600 kW.
+        for (i, dis) in [(0, 50_000_000u32), (1, 51_000_000), (2, 52_000_000)] {
+            let s = sample(
+                &dev,
+                t0 + jiff::SignedDuration::from_mins(i),
+                7_000_000,
+                dis,
+                -2,
+            );
+            obs.clear();
+            observations(&s, &mut obs);
+            acc.observe_all(&obs);
+        }
+        let r = acc.report(Period::Day(jiff::civil::date(2025, 3, 10)));
+        assert_eq!(r.quarantined_kwh, 0.0, "{:?}", acc.messages);
+        assert!(
+            (r.bands["peak"].discharge_kwh - 20.0).abs() < 1e-9,
+            "{:?}",
+            r.bands
+        );
+        // A scale factor the device marks as not implemented leaves the counter unread.
+        let s = sample(
+            &dev,
+            t0 + jiff::SignedDuration::from_mins(3),
+            7_000_000,
+            53_000_000,
+            i16::MIN,
+        );
+        obs.clear();
+        observations(&s, &mut obs);
+        assert!(obs.iter().all(|o| !o.role.is_counter()), "{obs:?}");
     }
 }

@@ -2,22 +2,73 @@
 //!
 //! - a decrease is a reset (another master zeroed it), not negative energy;
 //! - a decrease across the register's width is a rollover;
-//! - a delta above `max_kw` x elapsed x 1.5 is quarantined and reported, never booked
-//!   (evcc #29286 booked 53.7 MWh on a 5 kW system after a transient 0);
+//! - movement faster than physics allows is quarantined and reported, never
+//!   booked (evcc #29286 booked 53.7 MWh on a 5 kW system after a transient 0).
+//!   What physics allows is judged between the two readings compared, at their
+//!   own timestamps: a held reading is never re-judged against the time waited
+//!   since, or an idle counter's jump would pass once enough time went by;
 //! - a suspicious reading (a decrease, a jump, a 0) never becomes the baseline on
 //!   its own: it must be confirmed by a later reading that continues from it,
 //!   and a reading that continues from the old baseline instead proves it transient;
+//! - where the flow's power is measured too (a [`Trace`]), it testifies: an idle
+//!   battery's counter may not move by more than its power allows plus one
+//!   count, and a grid counter consistent with measured power is real however
+//!   large the site;
 //! - invalid readings never reach this code (the caller skips them).
 //!
 //! Counts stay in the counter's raw integer units until booked, so wrap and
 //! reset arithmetic is exact.
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A held-back reading unresolved this long is reported, not kept quietly.
+pub const OVERDUE: SignedDuration = SignedDuration::from_mins(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     pub raw: u64,
     pub at: Timestamp,
+    /// The measured power's testimony at this reading, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
+}
+
+impl Reading {
+    pub fn new(raw: u64, at: Timestamp) -> Self {
+        Reading {
+            raw,
+            at,
+            trace: None,
+        }
+    }
+}
+
+/// The energy integrated from measured power in the counter's direction, up to
+/// the power sample last taken before (or with) a counter reading.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// Unbroken stretch of power samples this belongs to: two readings can be
+    /// compared only within one chain (a gap or an invalid sample starts a new one).
+    pub chain: u64,
+    /// Cumulative energy of the chain, in milliwatt-hours.
+    pub mwh: f64,
+    /// Seconds between the last power sample and the counter reading.
+    pub lag_s: f64,
+    /// The last power sample, in the counter's direction (kW, >= 0).
+    pub kw: f64,
+}
+
+/// How a power trace may judge a counter's movement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TraceRule {
+    /// Power is not consulted.
+    Ignore,
+    /// Battery counters: while power stays below `near_zero_kw` on average,
+    /// the counter may move by what the power allows plus one count.
+    Idle { near_zero_kw: f64 },
+    /// Grid counters without a contracted capacity: movement within 10 % (plus
+    /// one count) of the measured energy is real whatever its size.
+    Consistent,
 }
 
 /// How a counter reading was taken in.
@@ -34,6 +85,9 @@ pub enum Outcome {
     },
     /// Held back until a later reading shows what it was.
     Suspect(Note),
+    /// Held back for [`OVERDUE`] with nothing resolving it; `since` is the last
+    /// good reading. Said once per hold.
+    Overdue { since: Timestamp, note: Note },
     /// Nothing new (same or earlier timestamp).
     Ignored,
 }
@@ -59,12 +113,27 @@ pub enum Note {
         from_raw: u64,
         to_raw: u64,
     },
+    /// The counter's unit changed (a SunSpec scale factor moved): the new
+    /// reading was compared in milliwatt-hours.
+    Rescaled {
+        from_mwh_per_raw: f64,
+        to_mwh_per_raw: f64,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counter {
     pub base: Option<Reading>,
     pub suspect: Option<Reading>,
+    /// Milliwatt-hours per count of `base` (0 in state saved before it was kept).
+    #[serde(default)]
+    pub mwh_per_raw: f64,
+    /// When the current hold began (the first reading held back).
+    #[serde(default)]
+    pub held_since: Option<Timestamp>,
+    /// The current hold was reported as overdue.
+    #[serde(default)]
+    pub overdue_said: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,9 +144,20 @@ pub struct Spec {
     pub mwh_per_raw: f64,
     /// The power no real flow through this counter can exceed, in kW.
     pub max_kw: f64,
+    pub rule: TraceRule,
 }
 
 impl Spec {
+    /// A counter with no power testimony.
+    pub fn plain(bits: u8, mwh_per_raw: f64, max_kw: f64) -> Spec {
+        Spec {
+            bits,
+            mwh_per_raw,
+            max_kw,
+            rule: TraceRule::Ignore,
+        }
+    }
+
     /// The register's value range as a mask: counts wrap at 2^bits. (u64
     /// arithmetic; u128 cost a fifth of the replay benchmark's time.)
     fn mask(&self) -> u64 {
@@ -91,34 +171,88 @@ impl Spec {
     /// Raw units plausible over `elapsed`: 1.5 x max power, and never less than two
     /// counts so a coarse counter ticking once per poll is not quarantined.
     fn limit(&self, from: Timestamp, to: Timestamp) -> u64 {
+        ((self.limit_mwh(from, to) / self.mwh_per_raw).floor() as u64).max(2)
+    }
+
+    fn limit_mwh(&self, from: Timestamp, to: Timestamp) -> f64 {
         let hours = to.duration_since(from).as_secs_f64().max(0.0) / 3600.0;
-        let mwh = self.max_kw * hours * 1.5 * 1e6;
-        // `as` saturates: an absurd span gives u64::MAX, not a wrap.
-        ((mwh / self.mwh_per_raw).floor() as u64).max(2)
+        // `as` saturates later: an absurd span gives u64::MAX, not a wrap.
+        self.max_kw * hours * 1.5 * 1e6
     }
 
     pub fn to_mwh(&self, raw: u64) -> i64 {
         (raw as f64 * self.mwh_per_raw).round() as i64
+    }
+
+    /// Whether `delta` counts from reading `a` to reading `b` can be real flow.
+    fn plausible(&self, a: &Reading, b: &Reading, delta: u64) -> bool {
+        let by_rating = delta <= self.limit(a.at, b.at);
+        let (Some(ta), Some(tb)) = (a.trace, b.trace) else {
+            return by_rating;
+        };
+        if ta.chain != tb.chain || matches!(self.rule, TraceRule::Ignore) {
+            return by_rating;
+        }
+        let expected = (tb.mwh - ta.mwh).max(0.0);
+        let moved = delta as f64 * self.mwh_per_raw;
+        // Power read up to `lag` before the counter: the flow may have changed since.
+        let slack = 1.5 * ta.kw.max(tb.kw) * (ta.lag_s + tb.lag_s) / 3600.0 * 1e6;
+        let step = self.mwh_per_raw;
+        match self.rule {
+            TraceRule::Idle { near_zero_kw } => {
+                let hours = a.at.duration_until(b.at).as_secs_f64() / 3600.0;
+                if expected <= near_zero_kw * hours * 1e6 {
+                    by_rating && moved <= expected * 1.5 + step + slack
+                } else {
+                    by_rating
+                }
+            }
+            TraceRule::Consistent => {
+                (moved - expected).abs() <= 0.1 * expected + step + slack || by_rating
+            }
+            TraceRule::Ignore => by_rating,
+        }
     }
 }
 
 impl Counter {
     pub fn observe(&mut self, r: Reading, spec: &Spec) -> Outcome {
         let Some(base) = self.base else {
-            self.base = Some(r);
+            self.rebase(r, spec);
             return Outcome::Baseline;
         };
         if r.at <= base.at {
             return Outcome::Ignored;
         }
+        if self.mwh_per_raw != 0.0 && self.mwh_per_raw != spec.mwh_per_raw {
+            return self.rescaled(base, r, spec);
+        }
+        self.mwh_per_raw = spec.mwh_per_raw;
         let m = spec.mask();
         let (raw, b) = (r.raw & m, base.raw & m);
-        let limit = spec.limit(base.at, r.at);
-        // Continuing from the baseline (possibly across a rollover) proves any suspect a glitch.
         let forward = raw.wrapping_sub(b) & m;
-        if forward <= limit {
+        // A held jump upwards is judged first: the reading that continues from it
+        // confirms it, however long ago the last good reading was.
+        if let Some(s) = self.suspect {
+            let sr = s.raw & m;
+            if sr >= b && raw >= sr && spec.plausible(&s, &r, raw - sr) {
+                let limit = spec.limit(base.at, s.at);
+                self.rebase(r, spec);
+                return Outcome::Booked {
+                    from: s.at,
+                    to: r.at,
+                    mwh: spec.to_mwh(raw - sr),
+                    note: Some(Note::Quarantined {
+                        mwh: spec.to_mwh(sr - b),
+                        limit_mwh: spec.to_mwh(limit),
+                    }),
+                };
+            }
+        }
+        // Continuing from the baseline (possibly across a rollover) proves a suspect a glitch.
+        if spec.plausible(&base, &r, forward) {
             let dropped = self.suspect.take();
-            self.base = Some(r);
+            self.rebase(r, spec);
             let note = if raw < b {
                 Some(Note::Rollover)
             } else {
@@ -133,46 +267,33 @@ impl Counter {
         }
         if let Some(s) = self.suspect {
             let sr = s.raw & m;
-            if raw > sr && raw - sr <= spec.limit(s.at, r.at) {
-                // The suspect is confirmed as the counter's new course.
-                self.suspect = None;
-                self.base = Some(r);
-                return if sr < b {
-                    // A reset: what the counter shows at the suspect reading accrued since
-                    // the reset, which happened after the old baseline.
-                    let since_reset = if sr <= spec.limit(base.at, s.at) {
-                        sr
-                    } else {
-                        0
-                    };
-                    Outcome::Booked {
-                        from: base.at,
-                        to: r.at,
-                        mwh: spec.to_mwh(since_reset + raw - sr),
-                        note: Some(Note::Reset {
-                            from_raw: base.raw,
-                            to_raw: s.raw,
-                        }),
-                    }
+            // A decrease is confirmed only once the counter counts on from it (a
+            // counter stuck at 0 proves nothing).
+            if sr < b && raw > sr && spec.plausible(&s, &r, raw - sr) {
+                // What the counter shows at the suspect reading accrued since the
+                // reset, which happened after the old baseline.
+                let since_reset = if sr <= spec.limit(base.at, s.at) {
+                    sr
                 } else {
-                    Outcome::Booked {
-                        from: s.at,
-                        to: r.at,
-                        mwh: spec.to_mwh(raw - sr),
-                        note: Some(Note::Quarantined {
-                            mwh: spec.to_mwh(sr - b),
-                            limit_mwh: spec.to_mwh(spec.limit(base.at, s.at)),
-                        }),
-                    }
+                    0
+                };
+                self.rebase(r, spec);
+                return Outcome::Booked {
+                    from: base.at,
+                    to: r.at,
+                    mwh: spec.to_mwh(since_reset + raw - sr),
+                    note: Some(Note::Reset {
+                        from_raw: base.raw,
+                        to_raw: s.raw,
+                    }),
                 };
             }
         }
-        // Hold the reading back. An earlier suspect is kept if this one repeats it
-        // (a counter stuck at 0 after a reset is confirmed only once it counts).
+        // Hold the reading back. An earlier suspect is kept if this one repeats it.
         if self.suspect.is_none_or(|s| s.raw != r.raw) {
             self.suspect = Some(r);
         }
-        Outcome::Suspect(if raw < b {
+        let note = if raw < b {
             Note::Decrease {
                 from_raw: base.raw,
                 to_raw: r.raw,
@@ -180,12 +301,68 @@ impl Counter {
         } else {
             Note::Quarantined {
                 mwh: spec.to_mwh(raw - b),
-                limit_mwh: spec.to_mwh(limit),
+                limit_mwh: spec.to_mwh(spec.limit(base.at, r.at)),
             }
-        })
+        };
+        let held_since = *self.held_since.get_or_insert(r.at);
+        if !self.overdue_said && held_since.duration_until(r.at) >= OVERDUE {
+            self.overdue_said = true;
+            return Outcome::Overdue {
+                since: base.at,
+                note,
+            };
+        }
+        Outcome::Suspect(note)
+    }
+
+    fn rebase(&mut self, r: Reading, spec: &Spec) {
+        self.base = Some(r);
+        self.suspect = None;
+        self.mwh_per_raw = spec.mwh_per_raw;
+        self.held_since = None;
+        self.overdue_said = false;
+    }
+
+    /// The unit changed between two readings: compare them in milliwatt-hours.
+    /// A plausible difference is booked; anything else re-bases on the new
+    /// reading and says what moved.
+    fn rescaled(&mut self, base: Reading, r: Reading, spec: &Spec) -> Outcome {
+        let before = (base.raw as f64 * self.mwh_per_raw).round() as i64;
+        let after = spec.to_mwh(r.raw);
+        let delta = after - before;
+        let limit = spec.limit_mwh(base.at, r.at).min(i64::MAX as f64) as i64;
+        let rescale = Note::Rescaled {
+            from_mwh_per_raw: self.mwh_per_raw,
+            to_mwh_per_raw: spec.mwh_per_raw,
+        };
+        self.rebase(r, spec);
+        let (mwh, note) = if (0..=limit).contains(&delta) {
+            (delta, rescale)
+        } else if delta > 0 {
+            (
+                0,
+                Note::Quarantined {
+                    mwh: delta,
+                    limit_mwh: limit,
+                },
+            )
+        } else {
+            (
+                0,
+                Note::Reset {
+                    from_raw: base.raw,
+                    to_raw: r.raw,
+                },
+            )
+        };
+        Outcome::Booked {
+            from: base.at,
+            to: r.at,
+            mwh,
+            note: Some(note),
+        }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +373,7 @@ mod tests {
         bits: 32,
         mwh_per_raw: 1000.0,
         max_kw: 1000.0,
+        rule: TraceRule::Ignore,
     };
 
     fn at(s: i64) -> Timestamp {
@@ -208,7 +386,7 @@ mod tests {
         let mut wh = 0;
         let mut outs = Vec::new();
         for &(s, raw) in readings {
-            let o = c.observe(Reading { raw, at: at(s) }, &SPEC);
+            let o = c.observe(Reading::new(raw, at(s)), &SPEC);
             if let Outcome::Booked { mwh, .. } = o {
                 wh += mwh / 1000;
             }
@@ -304,15 +482,11 @@ mod tests {
     fn coarse_counters_are_not_quarantined_for_ticking() {
         // 0.1 kWh counts on a 10 kW system polled every second: one count is above
         // 10 kW x 1 s x 1.5 but is what such a counter does.
-        let spec = Spec {
-            bits: 32,
-            mwh_per_raw: 100_000.0,
-            max_kw: 10.0,
-        };
+        let spec = Spec::plain(32, 100_000.0, 10.0);
         let mut c = Counter::default();
-        c.observe(Reading { raw: 10, at: at(0) }, &spec);
+        c.observe(Reading::new(10, at(0)), &spec);
         assert!(matches!(
-            c.observe(Reading { raw: 11, at: at(1) }, &spec),
+            c.observe(Reading::new(11, at(1)), &spec),
             Outcome::Booked { mwh: 100_000, .. }
         ));
     }
@@ -322,5 +496,153 @@ mod tests {
         let (wh, outs) = run(&[(0, 100), (5, 200), (3, 150)]);
         assert_eq!(wh, 100);
         assert_eq!(outs[2], Outcome::Ignored);
+    }
+
+    #[test]
+    fn an_idle_jump_is_judged_at_the_held_reading_not_the_time_waited() {
+        // Readings a minute apart; the counter jumps 100 kWh (1 MW allows 25 kWh
+        // a minute) and stays there for an hour: the jump is quarantined, never
+        // booked, however far the last good reading falls behind.
+        let mut readings = vec![(0, 5_000_000), (60, 5_000_000), (120, 5_100_000)];
+        for m in 3..=60 {
+            readings.push((m * 60, 5_100_000));
+        }
+        let (wh, outs) = run(&readings);
+        assert_eq!(wh, 0);
+        let q: Vec<_> = outs
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Booked {
+                    note: Some(Note::Quarantined { mwh, .. }),
+                    ..
+                } => Some(*mwh),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(q, vec![100_000_000], "{outs:?}");
+        // Energy after the re-base counts again.
+        let (wh, _) = run(&[(0, 0), (60, 100_000), (120, 100_000), (180, 100_500)]);
+        assert_eq!(wh, 500);
+    }
+
+    #[test]
+    fn a_hold_nothing_resolves_is_reported_once_after_five_minutes() {
+        // A site importing beyond the limit: every reading is too far from the last.
+        let mut c = Counter::default();
+        let spec = Spec::plain(32, 1000.0, 100.0);
+        let mut overdue = 0;
+        for m in 0..20 {
+            let o = c.observe(Reading::new(m * 10_000, at(m as i64 * 60)), &spec);
+            if matches!(o, Outcome::Overdue { .. }) {
+                overdue += 1;
+                assert_eq!(m, 6, "reported five minutes after the hold began");
+            }
+        }
+        assert_eq!(overdue, 1);
+    }
+
+    fn traced(raw: u64, s: i64, chain: u64, mwh: f64) -> Reading {
+        Reading {
+            raw,
+            at: at(s),
+            trace: Some(Trace {
+                chain,
+                mwh,
+                lag_s: 0.0,
+                kw: 0.0,
+            }),
+        }
+    }
+
+    #[test]
+    fn an_idle_battery_counter_may_move_only_what_its_power_allows() {
+        let spec = Spec {
+            rule: TraceRule::Idle { near_zero_kw: 10.0 },
+            ..SPEC
+        };
+        // 15 minutes apart: 1 MW x 1.5 would allow 375 kWh, but power read zero.
+        let mut c = Counter::default();
+        c.observe(traced(1_000, 0, 1, 0.0), &spec);
+        let o = c.observe(traced(101_000, 900, 1, 0.0), &spec);
+        assert!(
+            matches!(o, Outcome::Suspect(Note::Quarantined { .. })),
+            "{o:?}"
+        );
+        // One count of movement is resolution, not a jump.
+        let mut c = Counter::default();
+        c.observe(traced(1_000, 0, 1, 0.0), &spec);
+        let o = c.observe(traced(1_001, 900, 1, 0.0), &spec);
+        assert!(matches!(o, Outcome::Booked { mwh: 1000, .. }), "{o:?}");
+        // Across a break in the power trace the rating alone judges.
+        let mut c = Counter::default();
+        c.observe(traced(1_000, 0, 1, 0.0), &spec);
+        let o = c.observe(traced(101_000, 900, 2, 0.0), &spec);
+        assert!(matches!(o, Outcome::Booked { .. }), "{o:?}");
+    }
+
+    #[test]
+    fn a_grid_counter_consistent_with_measured_power_is_real_at_any_size() {
+        // 8 MW for a minute on a limit of 4 MW: 133.3 kWh measured, 133.4 counted.
+        let spec = Spec {
+            rule: TraceRule::Consistent,
+            max_kw: 4000.0,
+            ..SPEC
+        };
+        let mut c = Counter::default();
+        c.observe(traced(0, 0, 1, 0.0), &spec);
+        let o = c.observe(traced(133_400, 60, 1, 133_333_333.0), &spec);
+        assert!(
+            matches!(
+                o,
+                Outcome::Booked {
+                    mwh: 133_400_000,
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
+        // Twice what power says is not.
+        let o = c.observe(traced(400_000, 120, 1, 266_666_666.0), &spec);
+        assert!(matches!(o, Outcome::Suspect(_)), "{o:?}");
+    }
+
+    #[test]
+    fn a_changed_scale_is_compared_in_energy() {
+        let mut c = Counter::default();
+        // 12,345 x 10 Wh, then the device switches to 100 Wh counts: 1,235 x 100 Wh.
+        c.observe(
+            Reading::new(12_345, at(0)),
+            &Spec::plain(32, 10_000.0, 1000.0),
+        );
+        let o = c.observe(
+            Reading::new(1_235, at(60)),
+            &Spec::plain(32, 100_000.0, 1000.0),
+        );
+        assert!(
+            matches!(
+                o,
+                Outcome::Booked {
+                    mwh: 50_000,
+                    note: Some(Note::Rescaled { .. }),
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
+        let o = c.observe(
+            Reading::new(1_236, at(120)),
+            &Spec::plain(32, 100_000.0, 1000.0),
+        );
+        assert!(
+            matches!(
+                o,
+                Outcome::Booked {
+                    mwh: 100_000,
+                    note: None,
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
     }
 }

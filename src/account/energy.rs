@@ -3,7 +3,9 @@
 //!
 //! Energy comes from the battery's cumulative counters when the site has
 //! them, else from integrating battery power. Grid import for demand comes
-//! from the import counter, else from integrating grid power.
+//! from the import counter, else from integrating grid power. Where power is
+//! measured beside a counter, it is integrated too as the counter's witness
+//! (see `counter::Trace`), so that each observation row is taken powers first.
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -11,12 +13,15 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::counter::{self, Counter, Note, Outcome};
+use super::counter::{self, Counter, Note, Outcome, TraceRule};
 use super::demand::{self, Demand, Month, MonthPeak, Window};
 use super::integrate::{self, Integrator};
 use super::ledger::{Day, Kind, Ledger};
 use super::tariff::Tariff;
 use crate::acquire::profile::Role;
+
+/// Grid power beyond this (1 GW) is garbage on any C&I connection.
+const GRID_SANITY_KW: f64 = 1e6;
 
 /// What accounting needs to know about a site.
 #[derive(Debug, Clone)]
@@ -25,12 +30,54 @@ pub struct SiteSetup {
     pub tariff: Arc<Tariff>,
     pub capacity_kwh: f64,
     pub rated_kw: f64,
-    /// Plausibility limit for the grid meter's counters.
+    /// Plausibility limit for the grid meter's counters when neither a
+    /// contracted capacity nor measured grid power says better.
     pub max_grid_kw: f64,
+    /// The grid connection's contracted or transformer capacity.
+    pub grid_capacity_kw: Option<f64>,
     /// Power is never integrated across a longer gap (3 poll intervals).
     pub max_gap: SignedDuration,
+    /// Counter readings further apart are not split by time across bands.
+    pub max_attribution_gap: SignedDuration,
     pub battery_counters: bool,
     pub import_counter: bool,
+    /// Battery and grid power are measured (they witness the counters).
+    pub battery_power: bool,
+    pub grid_power: bool,
+    /// Which device provides each role, to name it in gap reports.
+    pub sources: Vec<(Role, Arc<str>)>,
+}
+
+impl SiteSetup {
+    /// A site with nothing measured yet; the caller says what it has.
+    pub fn new(site: &str, tariff: Arc<Tariff>, capacity_kwh: f64, rated_kw: f64) -> SiteSetup {
+        SiteSetup {
+            site: site.into(),
+            tariff,
+            capacity_kwh,
+            rated_kw,
+            max_grid_kw: 4.0 * rated_kw,
+            grid_capacity_kw: None,
+            max_gap: SignedDuration::from_secs(3),
+            max_attribution_gap: SignedDuration::from_mins(1),
+            battery_counters: false,
+            import_counter: false,
+            battery_power: false,
+            grid_power: false,
+            sources: Vec::new(),
+        }
+    }
+
+    fn source(&self, role: Role) -> &str {
+        self.sources
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map_or("site", |(_, d)| d)
+    }
+
+    fn battery_measured(&self) -> bool {
+        self.battery_counters || self.battery_power
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,6 +114,52 @@ impl Latest {
     }
 }
 
+/// Measured power integrated in both directions, as the counters' witness.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PowerTrace {
+    pub integrator: Integrator,
+    /// Bumped whenever the chain of samples breaks.
+    pub chain: u64,
+    pub positive_mwh: f64,
+    pub negative_mwh: f64,
+}
+
+impl PowerTrace {
+    fn observe(&mut self, at: Timestamp, kw: Option<f64>, max_gap: SignedDuration) {
+        match self.integrator.observe(at, kw, max_gap) {
+            integrate::Outcome::Flow(f) => {
+                self.positive_mwh += f.positive_mwh;
+                self.negative_mwh += f.negative_mwh;
+            }
+            integrate::Outcome::Gap { .. } | integrate::Outcome::Started => self.chain += 1,
+            integrate::Outcome::Ignored => {}
+        }
+    }
+
+    /// The testimony for a counter reading at `at`, in one direction.
+    fn at(&self, at: Timestamp, positive: bool, max_gap: SignedDuration) -> Option<counter::Trace> {
+        let (t, kw) = self.integrator.last?;
+        let lag = t.duration_until(at);
+        if lag.is_negative() || lag > max_gap {
+            return None;
+        }
+        Some(counter::Trace {
+            chain: self.chain,
+            mwh: if positive {
+                self.positive_mwh
+            } else {
+                self.negative_mwh
+            },
+            lag_s: lag.as_secs_f64(),
+            kw: if positive {
+                kw.max(0.0)
+            } else {
+                (-kw).max(0.0)
+            },
+        })
+    }
+}
+
 /// What survives a restart, committed together with the ledger so that counters
 /// resume from exactly the reading the ledger last booked.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -80,7 +173,14 @@ pub struct SiteState {
     pub grid: Integrator,
     /// Sub-milliwatt-hour remainders of integrated power, carried so they never drift.
     pub residual_mwh: [f64; 3],
-    pub window: Option<Window>,
+    /// Demand windows not yet settled (state saved by earlier versions kept
+    /// one window under `window`; it is dropped, its window left unmeasured).
+    #[serde(default)]
+    pub windows: Vec<Window>,
+    #[serde(default)]
+    pub battery_trace: PowerTrace,
+    #[serde(default)]
+    pub grid_trace: PowerTrace,
 }
 
 /// Counts of what the counter and integration policies caught.
@@ -93,6 +193,10 @@ pub struct Anomalies {
     pub gaps: u64,
     /// Power readings beyond 1.5 x the rated (battery) or grid limit: garbage, not flow.
     pub implausible: u64,
+    /// Counter readings held back for five minutes with nothing resolving them.
+    pub held_back: u64,
+    /// Counter readings further apart than the attribution gap.
+    pub counter_gaps: u64,
 }
 
 #[derive(Debug)]
@@ -126,9 +230,16 @@ impl SiteAccount {
             .as_ref()
             .map(|d| d.window)
             .unwrap_or(std::time::Duration::from_secs(900));
-        let demand = Demand::new(setup.tariff.tz.clone(), window, state.window, months);
+        let demand = Demand::new(
+            setup.tariff.tz.clone(),
+            window,
+            setup.max_attribution_gap,
+            setup.battery_measured(),
+            state.windows.clone(),
+            months,
+        );
         SiteAccount {
-            ledger: Ledger::new(setup.tariff.clone(), days),
+            ledger: Ledger::new(setup.tariff.clone(), days, setup.max_attribution_gap),
             demand,
             setup,
             state,
@@ -137,6 +248,23 @@ impl SiteAccount {
             messages: Vec::new(),
             baseline_pending: false,
             dirty: false,
+        }
+    }
+
+    /// Takes one poll's (or one CSV row's) observations: powers first, so that a
+    /// counter read in the same poll has the power read with it as its witness.
+    pub fn observe_all(&mut self, row: &[Observation]) {
+        for o in row
+            .iter()
+            .filter(|o| matches!(o.reading, Reading::Value(_)))
+        {
+            self.observe(o);
+        }
+        for o in row
+            .iter()
+            .filter(|o| matches!(o.reading, Reading::Counter { .. }))
+        {
+            self.observe(o);
         }
     }
 
@@ -157,36 +285,103 @@ impl SiteAccount {
                     self.live.insert(o.role, (o.at, v));
                 }
                 match o.role {
-                    Role::BatteryPower if !self.setup.battery_counters => {
-                        self.integrate(o.at, v, true)
+                    Role::BatteryPower => {
+                        let v = self.plausible_power(v, true);
+                        if self.setup.battery_counters {
+                            let gap = self.setup.max_gap;
+                            self.state.battery_trace.observe(o.at, v, gap);
+                        } else {
+                            self.integrate(o.at, v, true)
+                        }
                     }
-                    Role::GridPower if !self.setup.import_counter => self.integrate(o.at, v, false),
+                    Role::GridPower => {
+                        let v = self.plausible_power(v, false);
+                        if self.setup.import_counter {
+                            let gap = self.setup.max_gap;
+                            self.state.grid_trace.observe(o.at, v, gap);
+                        } else {
+                            self.integrate(o.at, v, false)
+                        }
+                    }
                     _ => {}
                 }
             }
         }
     }
 
+    /// A corrupted register must not book megawatt-hours: a power reading beyond
+    /// 1.5 x the limit is treated as invalid (an integration chain breaks there).
+    /// The battery's limit is its rating; the grid's is the contracted capacity,
+    /// and without one only what no C&I connection carries (a site may import
+    /// far more than its battery's rating).
+    fn plausible_power(&mut self, kw: Option<f64>, battery: bool) -> Option<f64> {
+        let s = &self.setup;
+        let limit = 1.5
+            * if battery {
+                s.rated_kw
+            } else {
+                s.grid_capacity_kw.unwrap_or(GRID_SANITY_KW)
+            };
+        match kw {
+            Some(v) if v.abs() > limit => {
+                self.anomalies.implausible += 1;
+                let site = &self.setup.site;
+                self.messages.push(format!(
+                    "site {site}: {} read {v} kW, beyond 1.5 x its limit of {:.0} kW: not integrated",
+                    if battery { "battery power" } else { "grid power" },
+                    limit / 1.5
+                ));
+                None
+            }
+            other => other,
+        }
+    }
+
     fn counter(&mut self, at: Timestamp, role: Role, raw: u64, bits: u8, mwh_per_raw: f64) {
         let s = &self.setup;
-        let (counter, max_kw) = match role {
-            Role::ChargeEnergyTotal if s.battery_counters => (&mut self.state.charge, s.rated_kw),
-            Role::DischargeEnergyTotal if s.battery_counters => {
-                (&mut self.state.discharge, s.rated_kw)
-            }
-            Role::AuxEnergyTotal => (&mut self.state.aux, s.rated_kw),
-            Role::GridImportEnergyTotal if s.import_counter => {
-                (&mut self.state.import, s.max_grid_kw)
-            }
-            Role::GridExportEnergyTotal => (&mut self.state.export, s.max_grid_kw),
+        let battery = TraceRule::Idle {
+            near_zero_kw: 0.01 * s.rated_kw,
+        };
+        let (grid_kw, grid_rule) = match s.grid_capacity_kw {
+            Some(c) => (c, TraceRule::Ignore),
+            None => (s.max_grid_kw, TraceRule::Consistent),
+        };
+        let gap = s.max_gap;
+        let (counter, max_kw, rule, trace) = match role {
+            Role::ChargeEnergyTotal if s.battery_counters => (
+                &mut self.state.charge,
+                s.rated_kw,
+                battery,
+                self.state.battery_trace.at(at, false, gap),
+            ),
+            Role::DischargeEnergyTotal if s.battery_counters => (
+                &mut self.state.discharge,
+                s.rated_kw,
+                battery,
+                self.state.battery_trace.at(at, true, gap),
+            ),
+            Role::AuxEnergyTotal => (&mut self.state.aux, s.rated_kw, TraceRule::Ignore, None),
+            Role::GridImportEnergyTotal if s.import_counter => (
+                &mut self.state.import,
+                grid_kw,
+                grid_rule,
+                self.state.grid_trace.at(at, true, gap),
+            ),
+            Role::GridExportEnergyTotal => (
+                &mut self.state.export,
+                grid_kw,
+                grid_rule,
+                self.state.grid_trace.at(at, false, gap),
+            ),
             _ => return,
         };
         let spec = counter::Spec {
             bits,
             mwh_per_raw,
             max_kw,
+            rule,
         };
-        let outcome = counter.observe(counter::Reading { raw, at }, &spec);
+        let outcome = counter.observe(counter::Reading { raw, at, trace }, &spec);
         let note = match outcome {
             Outcome::Booked {
                 from,
@@ -194,6 +389,9 @@ impl SiteAccount {
                 mwh,
                 note,
             } => {
+                if from.duration_until(to) > self.setup.max_attribution_gap {
+                    self.counter_gap(role, from, to);
+                }
                 match role {
                     Role::ChargeEnergyTotal => {
                         self.ledger.book(from, to, Kind::Charge, mwh);
@@ -218,6 +416,27 @@ impl SiteAccount {
                 tracing::debug!(site = %self.setup.site, role = role.name(), "held back: {n:?}");
                 None
             }
+            Outcome::Overdue { since, note } => {
+                self.anomalies.held_back += 1;
+                self.ledger.note_held_back(at);
+                let site = &self.setup.site;
+                let what = match note {
+                    Note::Quarantined { mwh, limit_mwh } => format!(
+                        "moved {:.3} kWh, more than physics allows ({:.3} kWh)",
+                        mwh as f64 / 1e6,
+                        limit_mwh as f64 / 1e6
+                    ),
+                    Note::Decrease { from_raw, to_raw } => {
+                        format!("went down from {from_raw} to {to_raw}")
+                    }
+                    ref other => format!("{other:?}"),
+                };
+                self.messages.push(format!(
+                    "site {site}: {} {what} since its last good reading at {since}: held back for five minutes, nothing booked from it yet (set sites.grid_capacity_kw or measure grid power if the site is larger than expected)",
+                    role.name()
+                ));
+                None
+            }
             Outcome::Baseline => {
                 self.baseline_pending = true;
                 None
@@ -227,6 +446,12 @@ impl SiteAccount {
         if let Some(n) = note {
             self.note(at, role, &n);
         }
+    }
+
+    fn counter_gap(&mut self, role: Role, from: Timestamp, to: Timestamp) {
+        self.anomalies.counter_gaps += 1;
+        let key = format!("{}/{}", self.setup.source(role), role.name());
+        self.ledger.note_counter_gap(&key, from, to);
     }
 
     fn note(&mut self, at: Timestamp, role: Role, n: &Note) {
@@ -245,7 +470,7 @@ impl SiteAccount {
                 self.anomalies.quarantined += 1;
                 self.ledger.note_quarantine(at, mwh);
                 format!(
-                    "site {site}: {role} jumped {:.3} kWh, more than rated power allows ({:.3} kWh): quarantined, not booked",
+                    "site {site}: {role} jumped {:.3} kWh, more than physics allows ({:.3} kWh): quarantined, not booked; counting on from the new value",
                     mwh as f64 / 1e6,
                     limit_mwh as f64 / 1e6
                 )
@@ -257,32 +482,19 @@ impl SiteAccount {
             Note::Decrease { from_raw, to_raw } => {
                 format!("site {site}: {role} went down from {from_raw} to {to_raw}")
             }
+            Note::Rescaled {
+                from_mwh_per_raw,
+                to_mwh_per_raw,
+            } => format!(
+                "site {site}: {role} changed its unit from {} to {} Wh per count; compared in energy",
+                from_mwh_per_raw / 1e3,
+                to_mwh_per_raw / 1e3
+            ),
         };
         self.messages.push(msg);
     }
 
     fn integrate(&mut self, at: Timestamp, kw: Option<f64>, battery: bool) {
-        // The same bound counters are held to: a corrupted register must not book
-        // megawatt-hours. Such a reading is treated as invalid (the chain breaks).
-        let limit = 1.5
-            * if battery {
-                self.setup.rated_kw
-            } else {
-                self.setup.max_grid_kw
-            };
-        let kw = match kw {
-            Some(v) if v.abs() > limit => {
-                self.anomalies.implausible += 1;
-                let site = &self.setup.site;
-                self.messages.push(format!(
-                    "site {site}: {} read {v} kW, beyond 1.5 x its limit of {:.0} kW: not integrated",
-                    if battery { "battery power" } else { "grid power" },
-                    limit / 1.5
-                ));
-                None
-            }
-            other => other,
-        };
         let gap = self.setup.max_gap;
         let integrator: &mut Integrator = if battery {
             &mut self.state.battery
@@ -329,13 +541,31 @@ impl SiteAccount {
     pub fn take_changes(&mut self) -> Changes {
         self.baseline_pending = false;
         self.dirty = false;
-        self.state.window = self.demand.current;
+        self.state.windows = self.demand.open.values().copied().collect();
         Changes {
             site: self.setup.site.clone(),
             days: self.ledger.take_dirty(),
             months: self.demand.take_dirty(),
             state: self.state.clone(),
         }
+    }
+
+    /// The site's report for `period`, from the books as they stand.
+    pub fn report(&mut self, period: super::report::Period) -> super::report::Report {
+        self.ledger.flush();
+        super::report::build(
+            &self.setup.site,
+            period,
+            &self.setup.tariff,
+            self.setup.capacity_kwh,
+            &self.ledger.days,
+            &self.demand.months,
+        )
+    }
+
+    /// The end of a history: settle the demand windows still open.
+    pub fn finish(&mut self) {
+        self.demand.close_all();
     }
 }
 
@@ -352,22 +582,23 @@ pub struct Changes {
 mod tests {
     use super::*;
     use crate::account::report::{self, Period};
-    use crate::account::tariff::TariffCatalog;
 
     fn setup(battery_counters: bool, import_counter: bool) -> SiteSetup {
-        SiteSetup {
-            site: "t".into(),
-            tariff: TariffCatalog::new(&[])
-                .load("cn-chongqing-ci-2025-02")
-                .unwrap()
-                .unwrap(),
-            capacity_kwh: 2000.0,
-            rated_kw: 1000.0,
-            max_grid_kw: 4000.0,
-            max_gap: SignedDuration::from_secs(3),
-            battery_counters,
-            import_counter,
-        }
+        // Chongqing with a demand charge, so demand savings show.
+        let text = crate::bundled::tariff("cn-chongqing-ci-2025-02")
+            .unwrap()
+            .replacen(
+                "\n[[seasons]]",
+                "\ndemand_charge = { price_per_kw_month = 30.0 }\n\n[[seasons]]",
+                1,
+            );
+        let tariff = Arc::new(
+            Tariff::parse(std::path::Path::new("cn-chongqing-ci-2025-02.toml"), &text).unwrap(),
+        );
+        let mut s = SiteSetup::new("t", tariff, 2000.0, 1000.0);
+        s.battery_counters = battery_counters;
+        s.import_counter = import_counter;
+        s
     }
 
     fn fresh(battery_counters: bool, import_counter: bool) -> SiteAccount {
@@ -408,16 +639,8 @@ mod tests {
     }
 
     fn totals(acc: &mut SiteAccount, p: &str) -> report::Report {
-        acc.ledger.flush();
-        report::build(
-            "t",
-            p.parse::<Period>().unwrap(),
-            "CNY",
-            2000.0,
-            Some(30.0),
-            &acc.ledger.days,
-            &acc.demand.months,
-        )
+        acc.finish();
+        acc.report(p.parse::<Period>().unwrap())
     }
 
     #[test]
@@ -498,7 +721,7 @@ mod tests {
         acc.observe(&value(at(4800), Role::BatteryPower, Some(-1000.0))); // 0.5 kWh
                                                                           // On the grid side the limit is the grid connection's.
         acc.observe(&value(at(5000), Role::GridPower, Some(5000.0)));
-        acc.observe(&value(at(6000), Role::GridPower, Some(6500.0)));
+        acc.observe(&value(at(6000), Role::GridPower, Some(2.0e6)));
         let r = totals(&mut acc, "2025-03-10");
         assert!(
             (r.total.charge_kwh - 1.0).abs() < 1e-9,
@@ -554,8 +777,9 @@ mod tests {
         }
         let r = totals(&mut acc, "2025-07");
         let d = &r.demand[0];
-        assert!((d.max_kw - 1200.0).abs() < 1e-6, "{d:?}");
-        assert!((d.baseline_max_kw - 1600.0).abs() < 1e-6, "{d:?}");
+        assert!((d.max_kw.unwrap() - 1200.0).abs() < 1e-6, "{d:?}");
+        assert!((d.baseline_max_kw.unwrap() - 1600.0).abs() < 1e-6, "{d:?}");
+        assert_eq!((d.measured_windows, d.unmeasured_windows), (3, 0));
         assert!((r.demand_savings - 400.0 * 30.0).abs() < 1e-6);
     }
 }

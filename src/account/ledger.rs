@@ -4,14 +4,19 @@
 //! Energy is kept in integer milliwatt-hours, so a year of 1 s samples sums
 //! without drift; money is derived per day and band (one multiplication by a
 //! price constant for that day) and summed with compensation in reports.
-//! Energy crossing a band boundary between two readings is split in proportion
-//! to time, with the rounding remainder kept in the last piece so the pieces
-//! add up exactly.
+//! Energy crossing a band boundary between two readings close together is
+//! split in proportion to time, with the rounding remainder kept in the last
+//! piece so the pieces add up exactly. Between readings further apart than the
+//! attribution gap nobody knows when the energy flowed: if such an interval
+//! lies in one band of one day it is booked there (the band is certain),
+//! otherwise it is kept apart as unattributed, with the cheapest and dearest
+//! price in force over it, so the money it could stand for has bounds and is
+//! never spread by guesswork.
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use jiff::civil::Date;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::tariff::{Cursor, Tariff};
@@ -33,6 +38,62 @@ pub struct Day {
     pub quarantined_mwh: i64,
     /// Gaps in power integration (nothing booked across them).
     pub gaps: u32,
+    /// Energy over long intervals that crossed a band boundary or midnight,
+    /// booked on the day the interval ended.
+    #[serde(default, skip_serializing_if = "Unattributed::is_empty")]
+    pub unattributed: Unattributed,
+    /// Counter readings further apart than the attribution gap, by
+    /// `device/role`, on the day the gap ended.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counter_gaps: BTreeMap<String, GapStats>,
+    /// Counter readings held back as implausible for more than five minutes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub held_back: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Energy whose band is not known, with what it could have been worth.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Unattributed {
+    pub charge_mwh: i64,
+    pub discharge_mwh: i64,
+    pub aux_mwh: i64,
+    /// Each kind priced at the cheapest and at the dearest price in force over its interval.
+    pub charge_cost_min: f64,
+    pub charge_cost_max: f64,
+    pub discharge_value_min: f64,
+    pub discharge_value_max: f64,
+    pub aux_cost_min: f64,
+    pub aux_cost_max: f64,
+    pub intervals: Vec<Interval>,
+}
+
+impl Unattributed {
+    pub fn is_empty(&self) -> bool {
+        self.intervals.is_empty()
+    }
+}
+
+/// One interval between two readings whose energy could not be attributed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub charge_mwh: i64,
+    pub discharge_mwh: i64,
+    pub aux_mwh: i64,
+    pub price_min: f64,
+    pub price_max: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GapStats {
+    pub count: u32,
+    pub longest_s: f64,
+    pub total_s: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +110,8 @@ pub struct Ledger {
     dirty: BTreeSet<Date>,
     /// The day being booked into, by band index: the hot path touches no map.
     cur: Option<(Date, Vec<BandDay>)>,
+    /// Readings further apart than this are not split by time across bands.
+    max_gap: SignedDuration,
 }
 
 /// Splits `total` over pieces weighted by `weights` so the parts sum to `total` exactly.
@@ -76,12 +139,13 @@ pub fn split(total: i64, weights: &[i64]) -> Vec<i64> {
 }
 
 impl Ledger {
-    pub fn new(tariff: Arc<Tariff>, days: BTreeMap<Date, Day>) -> Self {
+    pub fn new(tariff: Arc<Tariff>, days: BTreeMap<Date, Day>, max_gap: SignedDuration) -> Self {
         Ledger {
             cursor: Cursor::new(tariff),
             days,
             dirty: BTreeSet::new(),
             cur: None,
+            max_gap,
         }
     }
 
@@ -108,10 +172,110 @@ impl Ledger {
             pieces.push((seg, t.duration_until(end).as_nanos() as i64));
             t = end;
         }
+        if from.duration_until(to) > self.max_gap {
+            let (first, _) = pieces[0];
+            if pieces
+                .iter()
+                .all(|(s, _)| (s.date, s.band) == (first.date, first.band))
+            {
+                self.add(first.date, first.band, first.price, kind, mwh);
+            } else {
+                let (lo, hi) = pieces
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(lo, hi), (s, _)| {
+                        (lo.min(s.price), hi.max(s.price))
+                    });
+                self.unattributed(from, to, kind, mwh, lo, hi);
+            }
+            return;
+        }
         let weights: Vec<i64> = pieces.iter().map(|p| p.1).collect();
         for ((seg, _), part) in pieces.iter().zip(split(mwh, &weights)) {
             self.add(seg.date, seg.band, seg.price, kind, part);
         }
+    }
+
+    fn unattributed(
+        &mut self,
+        from: Timestamp,
+        to: Timestamp,
+        kind: Kind,
+        mwh: i64,
+        lo: f64,
+        hi: f64,
+    ) {
+        let day = self.day_mut(to);
+        let u = &mut day.unattributed;
+        let kwh = mwh as f64 / 1e6;
+        let (lo_money, hi_money) = (kwh * lo, kwh * hi);
+        match kind {
+            Kind::Charge => {
+                u.charge_mwh += mwh;
+                u.charge_cost_min += lo_money;
+                u.charge_cost_max += hi_money;
+            }
+            Kind::Discharge => {
+                u.discharge_mwh += mwh;
+                u.discharge_value_min += lo_money;
+                u.discharge_value_max += hi_money;
+            }
+            Kind::Aux => {
+                u.aux_mwh += mwh;
+                u.aux_cost_min += lo_money;
+                u.aux_cost_max += hi_money;
+            }
+        }
+        // Counters of one device read together share their interval: one record.
+        let i = match u
+            .intervals
+            .iter()
+            .position(|i| i.from == from && i.to == to)
+        {
+            Some(i) => i,
+            None => {
+                u.intervals.push(Interval {
+                    from,
+                    to,
+                    charge_mwh: 0,
+                    discharge_mwh: 0,
+                    aux_mwh: 0,
+                    price_min: lo,
+                    price_max: hi,
+                });
+                u.intervals.len() - 1
+            }
+        };
+        let i = &mut u.intervals[i];
+        match kind {
+            Kind::Charge => i.charge_mwh += mwh,
+            Kind::Discharge => i.discharge_mwh += mwh,
+            Kind::Aux => i.aux_mwh += mwh,
+        }
+    }
+
+    /// The day record of instant `at`, for the rarer bookkeeping beside energy.
+    fn day_mut(&mut self, at: Timestamp) -> &mut Day {
+        let date = self.cursor.at(at).date;
+        self.flush();
+        self.dirty.insert(date);
+        self.days.entry(date).or_default()
+    }
+
+    /// Two readings of a counter were `from`..`to` apart, beyond the attribution gap.
+    pub fn note_counter_gap(&mut self, key: &str, from: Timestamp, to: Timestamp) {
+        let secs = from.duration_until(to).as_secs_f64();
+        let day = self.day_mut(to);
+        let g = match day.counter_gaps.get_mut(key) {
+            Some(g) => g,
+            None => day.counter_gaps.entry(key.to_string()).or_default(),
+        };
+        g.count += 1;
+        g.total_s += secs;
+        g.longest_s = g.longest_s.max(secs);
+    }
+
+    pub fn note_held_back(&mut self, at: Timestamp) {
+        self.day_mut(at).held_back += 1;
     }
 
     fn add(&mut self, date: Date, band: u8, price: f64, kind: Kind, mwh: i64) {
@@ -139,17 +303,11 @@ impl Ledger {
     }
 
     pub fn note_quarantine(&mut self, at: Timestamp, mwh: i64) {
-        let date = self.cursor.at(at).date;
-        self.flush();
-        self.days.entry(date).or_default().quarantined_mwh += mwh;
-        self.dirty.insert(date);
+        self.day_mut(at).quarantined_mwh += mwh;
     }
 
     pub fn note_gap(&mut self, at: Timestamp) {
-        let date = self.cursor.at(at).date;
-        self.flush();
-        self.days.entry(date).or_default().gaps += 1;
-        self.dirty.insert(date);
+        self.day_mut(at).gaps += 1;
     }
 
     /// Moves the hot-path row into `days`.
@@ -211,7 +369,7 @@ mod tests {
     #[test]
     fn energy_across_a_band_boundary_is_split_by_time() {
         let t = chongqing();
-        let mut l = Ledger::new(t.clone(), BTreeMap::new());
+        let mut l = Ledger::new(t.clone(), BTreeMap::new(), SignedDuration::from_hours(48));
         // 07:45 to 08:15 crosses valley -> flat at 08:00: half each.
         l.book(
             local(&t, "2025-03-10T07:45"),
@@ -233,7 +391,7 @@ mod tests {
     #[test]
     fn energy_across_midnight_goes_to_both_days() {
         let t = chongqing();
-        let mut l = Ledger::new(t.clone(), BTreeMap::new());
+        let mut l = Ledger::new(t.clone(), BTreeMap::new(), SignedDuration::from_hours(48));
         l.book(
             local(&t, "2025-03-10T23:50"),
             local(&t, "2025-03-11T00:10"),
@@ -257,7 +415,7 @@ mod tests {
         // Saturday to 07:00 Monday... use the weekday change instead: 05:00 to 07:00
         // on Monday 30 March is two real hours, one low and one high.
         let t = bundled("eu-berlin-two-rate-example");
-        let mut l = Ledger::new(t.clone(), BTreeMap::new());
+        let mut l = Ledger::new(t.clone(), BTreeMap::new(), SignedDuration::from_hours(48));
         l.book(
             local(&t, "2026-03-30T05:00"),
             local(&t, "2026-03-30T07:00"),
@@ -286,5 +444,35 @@ mod tests {
             l.days[&jiff::civil::date(2026, 3, 29)].bands["low"].discharge_mwh,
             3_000
         );
+    }
+
+    #[test]
+    fn a_long_interval_across_bands_is_unattributed_with_price_bounds() {
+        let t = chongqing();
+        let mut l = Ledger::new(t.clone(), BTreeMap::new(), SignedDuration::from_mins(1));
+        // 07:00 to 12:00 crosses valley, flat and peak: nobody knows when.
+        let (from, to) = (local(&t, "2025-03-10T07:00"), local(&t, "2025-03-10T12:00"));
+        l.book(from, to, Kind::Charge, 250_000_000);
+        l.book(from, to, Kind::Discharge, 500_000_000);
+        // 02:00 to 05:00 lies inside the valley: certain, booked there.
+        l.book(
+            local(&t, "2025-03-10T02:00"),
+            local(&t, "2025-03-10T05:00"),
+            Kind::Charge,
+            750_000_000,
+        );
+        l.flush();
+        let day = &l.days[&jiff::civil::date(2025, 3, 10)];
+        assert_eq!(day.bands["valley"].charge_mwh, 750_000_000);
+        assert!(!day.bands.contains_key("flat"));
+        let u = &day.unattributed;
+        assert_eq!((u.charge_mwh, u.discharge_mwh), (250_000_000, 500_000_000));
+        assert_eq!(u.intervals.len(), 1, "one interval for both counters");
+        assert_eq!(
+            (u.intervals[0].price_min, u.intervals[0].price_max),
+            (0.379188, 1.133067)
+        );
+        assert!((u.charge_cost_max - 250.0 * 1.133067).abs() < 1e-9);
+        assert!((u.discharge_value_min - 500.0 * 0.379188).abs() < 1e-9);
     }
 }

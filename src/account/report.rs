@@ -1,6 +1,8 @@
 //! Savings over a period, from the ledger's days and the demand tracker's
-//! months: per band and in total, with cycles, round-trip efficiency,
-//! auxiliary consumption and demand.
+//! months: per band and in total, with cycles, efficiencies, auxiliary
+//! consumption and demand, and how sure the figures are: energy that could not
+//! be attributed to a band (with the savings it could stand for), counter
+//! gaps, quarantined jumps and readings held back.
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -10,6 +12,7 @@ use serde::Serialize;
 
 use super::demand::{Month, MonthPeak};
 use super::ledger::Day;
+use super::tariff::Tariff;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
@@ -133,10 +136,53 @@ impl Acc {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DemandLine {
     pub month: String,
-    pub max_kw: f64,
-    pub baseline_max_kw: f64,
+    /// False when no window of the month had grid import measured throughout.
+    pub available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub max_kw: Option<f64>,
+    pub baseline_max_kw: Option<f64>,
+    pub measured_windows: u32,
+    pub unmeasured_windows: u32,
     pub price_per_kw_month: f64,
     pub savings: f64,
+}
+
+/// Energy whose band is not known, and the least and greatest savings it could
+/// have earned (discharge at the cheapest / dearest price in force over its
+/// interval, charge at the dearest / cheapest).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct UnattributedTotals {
+    pub charge_kwh: f64,
+    pub discharge_kwh: f64,
+    pub aux_kwh: f64,
+    pub intervals: usize,
+    pub savings_min: f64,
+    pub savings_max: f64,
+    pub aux_cost_min: f64,
+    pub aux_cost_max: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IntervalLine {
+    pub from: String,
+    pub to: String,
+    pub charge_kwh: f64,
+    pub discharge_kwh: f64,
+    pub aux_kwh: f64,
+    pub price_min: f64,
+    pub price_max: f64,
+}
+
+/// Readings of one counter further apart than the attribution gap, on one day.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CounterGapLine {
+    pub date: String,
+    pub device: String,
+    pub counter: String,
+    pub count: u32,
+    pub longest_s: f64,
+    pub total_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -149,32 +195,69 @@ pub struct Report {
     pub total: Totals,
     /// Discharged energy over the usable capacity.
     pub equivalent_cycles: f64,
-    /// Discharge over charge in the period; absent when nothing was charged.
+    /// Discharge over charge in the period (unattributed energy included: its
+    /// band is unknown, its amount is not); absent when nothing was charged.
     pub round_trip_efficiency: Option<f64>,
+    /// Discharge over charge plus auxiliary consumption (GB/T 36549).
+    pub overall_efficiency: Option<f64>,
     /// Arbitrage savings less what the auxiliaries' energy cost.
     pub net_savings: f64,
+    pub unattributed: UnattributedTotals,
+    pub unattributed_intervals: Vec<IntervalLine>,
+    /// `total.savings` plus the least and the most the unattributed energy could add.
+    pub savings_range: [f64; 2],
+    pub net_savings_range: [f64; 2],
     pub demand: Vec<DemandLine>,
     pub demand_savings: f64,
     pub quarantined_kwh: f64,
     pub integration_gaps: u32,
+    pub counter_gaps: Vec<CounterGapLine>,
+    /// Counter readings held back as implausible for more than five minutes.
+    pub held_back: u32,
 }
 
 pub fn build(
     site: &str,
     period: Period,
-    currency: &str,
+    tariff: &Tariff,
     capacity_kwh: f64,
-    demand_price: Option<f64>,
     days: &BTreeMap<Date, Day>,
     months: &BTreeMap<Month, MonthPeak>,
 ) -> Report {
+    let currency = &tariff.currency;
+    let demand_price = tariff.demand.as_ref().map(|d| d.price_per_kw_month);
     let mut bands: BTreeMap<String, Acc> = BTreeMap::new();
     let mut total = Acc::default();
-    let (mut n, mut quarantined, mut gaps) = (0, 0i64, 0u32);
-    for (_, day) in days.iter().filter(|(d, _)| period.contains(**d)) {
+    let (mut n, mut quarantined, mut gaps, mut held_back) = (0, 0i64, 0u32, 0u32);
+    let mut un = Unattributed::default();
+    let mut intervals = Vec::new();
+    let mut counter_gaps = Vec::new();
+    for (date, day) in days.iter().filter(|(d, _)| period.contains(**d)) {
         n += 1;
         quarantined += day.quarantined_mwh;
         gaps += day.gaps;
+        held_back += day.held_back;
+        un.add(&day.unattributed);
+        intervals.extend(day.unattributed.intervals.iter().map(|i| IntervalLine {
+            from: crate::timefmt::local(i.from, &tariff.tz),
+            to: crate::timefmt::local(i.to, &tariff.tz),
+            charge_kwh: i.charge_mwh as f64 / 1e6,
+            discharge_kwh: i.discharge_mwh as f64 / 1e6,
+            aux_kwh: i.aux_mwh as f64 / 1e6,
+            price_min: i.price_min,
+            price_max: i.price_max,
+        }));
+        for (key, g) in &day.counter_gaps {
+            let (device, counter) = key.split_once('/').unwrap_or(("", key));
+            counter_gaps.push(CounterGapLine {
+                date: date.to_string(),
+                device: device.to_string(),
+                counter: counter.to_string(),
+                count: g.count,
+                longest_s: g.longest_s,
+                total_s: g.total_s,
+            });
+        }
         for (name, b) in &day.bands {
             let cost = b.charge_mwh as f64 / 1e6 * b.price;
             let value = b.discharge_mwh as f64 / 1e6 * b.price;
@@ -194,17 +277,37 @@ pub fn build(
     let mut demand_savings = Sum::default();
     if let Some(price) = demand_price {
         for (&(y, m), p) in months.iter().filter(|(m, _)| period.contains_month(**m)) {
-            let savings = (p.baseline_max_kw - p.max_kw) * price;
+            let available = p.measured_windows > 0;
+            let savings = if available {
+                (p.baseline_max_kw - p.max_kw) * price
+            } else {
+                0.0
+            };
             demand_savings.add(savings);
             demand.push(DemandLine {
                 month: format!("{y:04}-{m:02}"),
-                max_kw: p.max_kw,
-                baseline_max_kw: p.baseline_max_kw,
+                available,
+                reason: (!available).then(|| {
+                    format!(
+                        "no demand window of the month had grid import (and battery flow) measured throughout ({} windows with readings missing)",
+                        p.unmeasured_windows
+                    )
+                }),
+                max_kw: available.then_some(p.max_kw),
+                baseline_max_kw: available.then_some(p.baseline_max_kw),
+                measured_windows: p.measured_windows,
+                unmeasured_windows: p.unmeasured_windows,
                 price_per_kw_month: price,
                 savings,
             });
         }
     }
+    let u = un.totals();
+    // Efficiency and cycles count unattributed energy: its band is unknown, its amount is not.
+    let charge = t.charge_kwh + u.charge_kwh;
+    let discharge = t.discharge_kwh + u.discharge_kwh;
+    let aux = t.aux_kwh + u.aux_kwh;
+    let net = t.savings - t.aux_cost;
     Report {
         site: site.to_string(),
         period: period.to_string(),
@@ -212,17 +315,70 @@ pub fn build(
         days: n,
         bands: bands.into_iter().map(|(k, v)| (k, v.totals())).collect(),
         equivalent_cycles: if capacity_kwh > 0.0 {
-            t.discharge_kwh / capacity_kwh
+            discharge / capacity_kwh
         } else {
             0.0
         },
-        round_trip_efficiency: (t.charge_kwh > 0.0).then(|| t.discharge_kwh / t.charge_kwh),
-        net_savings: t.savings - t.aux_cost,
+        round_trip_efficiency: (charge > 0.0).then(|| discharge / charge),
+        overall_efficiency: (charge + aux > 0.0).then(|| discharge / (charge + aux)),
+        net_savings: net,
+        savings_range: [t.savings + u.savings_min, t.savings + u.savings_max],
+        net_savings_range: [
+            net + u.savings_min - u.aux_cost_max,
+            net + u.savings_max - u.aux_cost_min,
+        ],
+        unattributed: u,
+        unattributed_intervals: intervals,
         total: t,
         demand,
         demand_savings: demand_savings.get(),
         quarantined_kwh: quarantined as f64 / 1e6,
         integration_gaps: gaps,
+        counter_gaps,
+        held_back,
+    }
+}
+
+/// The period's unattributed energy, summed over days.
+#[derive(Debug, Default)]
+struct Unattributed {
+    charge_mwh: i64,
+    discharge_mwh: i64,
+    aux_mwh: i64,
+    intervals: usize,
+    charge_cost_min: Sum,
+    charge_cost_max: Sum,
+    discharge_value_min: Sum,
+    discharge_value_max: Sum,
+    aux_cost_min: Sum,
+    aux_cost_max: Sum,
+}
+
+impl Unattributed {
+    fn add(&mut self, u: &super::ledger::Unattributed) {
+        self.charge_mwh += u.charge_mwh;
+        self.discharge_mwh += u.discharge_mwh;
+        self.aux_mwh += u.aux_mwh;
+        self.intervals += u.intervals.len();
+        self.charge_cost_min.add(u.charge_cost_min);
+        self.charge_cost_max.add(u.charge_cost_max);
+        self.discharge_value_min.add(u.discharge_value_min);
+        self.discharge_value_max.add(u.discharge_value_max);
+        self.aux_cost_min.add(u.aux_cost_min);
+        self.aux_cost_max.add(u.aux_cost_max);
+    }
+
+    fn totals(&self) -> UnattributedTotals {
+        UnattributedTotals {
+            charge_kwh: self.charge_mwh as f64 / 1e6,
+            discharge_kwh: self.discharge_mwh as f64 / 1e6,
+            aux_kwh: self.aux_mwh as f64 / 1e6,
+            intervals: self.intervals,
+            savings_min: self.discharge_value_min.get() - self.charge_cost_max.get(),
+            savings_max: self.discharge_value_max.get() - self.charge_cost_min.get(),
+            aux_cost_min: self.aux_cost_min.get(),
+            aux_cost_max: self.aux_cost_max.get(),
+        }
     }
 }
 
@@ -253,10 +409,12 @@ impl Report {
         }
         s += &row("total", &self.total);
         s += &format!("\nequivalent cycles    {:.3}\n", self.equivalent_cycles);
-        match self.round_trip_efficiency {
-            Some(r) => s += &format!("round-trip eff.      {:.2} %\n", r * 100.0),
-            None => s += "round-trip eff.      -\n",
-        }
+        let pct = |e: Option<f64>| e.map_or("-".to_string(), |r| format!("{:.2} %", r * 100.0));
+        s += &format!("round-trip eff.      {}\n", pct(self.round_trip_efficiency));
+        s += &format!(
+            "overall eff.         {} (discharge / (charge + auxiliary))\n",
+            pct(self.overall_efficiency)
+        );
         if self.total.aux_kwh > 0.0 {
             s += &format!(
                 "auxiliary            {:.3} kWh, {:.2} {}\nnet savings          {:.2} {}\n",
@@ -267,11 +425,50 @@ impl Report {
                 self.currency
             );
         }
-        for d in &self.demand {
+        let u = &self.unattributed;
+        if u.intervals > 0 {
             s += &format!(
-                "demand {}       max {:.1} kW, without battery {:.1} kW: {:.2} {}\n",
-                d.month, d.max_kw, d.baseline_max_kw, d.savings, self.currency
+                "\nunattributed         charge {:.3} kWh, discharge {:.3} kWh, auxiliary {:.3} kWh over {} interval{}:\n\
+                 {:21}readings further apart than the attribution gap across a band boundary or midnight,\n\
+                 {:21}so the band is unknown; not in the savings above. They could add {:.2} to {:.2} {}.\n\
+                 savings range        {:.2} to {:.2} {}\n",
+                u.charge_kwh,
+                u.discharge_kwh,
+                u.aux_kwh,
+                u.intervals,
+                if u.intervals == 1 { "" } else { "s" },
+                "",
+                "",
+                u.savings_min,
+                u.savings_max,
+                self.currency,
+                self.savings_range[0],
+                self.savings_range[1],
+                self.currency
             );
+            for i in &self.unattributed_intervals {
+                s += &format!(
+                    "  {} to {}: charge {:.3} kWh, discharge {:.3} kWh, prices {} to {}\n",
+                    i.from, i.to, i.charge_kwh, i.discharge_kwh, i.price_min, i.price_max
+                );
+            }
+        }
+        for d in &self.demand {
+            match (d.max_kw, d.baseline_max_kw) {
+                (Some(max), Some(base)) => {
+                    s += &format!(
+                        "demand {}       max {:.1} kW, without battery {:.1} kW: {:.2} {} ({} windows measured, {} not)\n",
+                        d.month, max, base, d.savings, self.currency, d.measured_windows, d.unmeasured_windows
+                    )
+                }
+                _ => {
+                    s += &format!(
+                        "demand {}       unavailable: {}\n",
+                        d.month,
+                        d.reason.as_deref().unwrap_or("not measured")
+                    )
+                }
+            }
         }
         if self.quarantined_kwh != 0.0 {
             s += &format!(
@@ -279,8 +476,27 @@ impl Report {
                 self.quarantined_kwh
             );
         }
+        if self.held_back > 0 {
+            s += &format!(
+                "held back            {} time{} a counter reading stayed implausible for five minutes (see the log)\n",
+                self.held_back,
+                if self.held_back == 1 { "" } else { "s" }
+            );
+        }
         if self.integration_gaps > 0 {
             s += &format!("integration gaps     {} (power samples too far apart; nothing booked across them)\n", self.integration_gaps);
+        }
+        for g in &self.counter_gaps {
+            s += &format!(
+                "counter gaps         {} {} {}: {} gap{}, longest {}, {} in all\n",
+                g.date,
+                g.device,
+                g.counter,
+                g.count,
+                if g.count == 1 { "" } else { "s" },
+                crate::timefmt::span(g.longest_s),
+                crate::timefmt::span(g.total_s)
+            );
         }
         s
     }

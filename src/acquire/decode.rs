@@ -118,7 +118,9 @@ pub fn decode_words(p: &Point, words: &[u16], sf: Option<Option<i16>>) -> Decode
     let scale = match sf {
         None => p.scale,
         Some(None) => return Decoded::Missing,
-        Some(Some(e)) => 10f64.powi(e as i32),
+        // `scale` beside a scale factor converts the unit (a SunSpec Wh counter
+        // read as kWh has scale 0.001): both apply.
+        Some(Some(e)) => p.scale * 10f64.powi(e as i32),
     };
     // Scales like 0.1 are not exact in binary: -2624 x 0.1 gives -262.40000000000003,
     // while -2624 / 10 gives the -262.4 an operator expects to see published.

@@ -527,13 +527,6 @@ fn resolve(source: &Path, file: ProfileFile) -> Result<Profile, Vec<ValidationEr
                 "the point runs past address 65535".into(),
             );
         }
-        if p.scale.is_some() && p.scale_factor.is_some() {
-            err(
-                &mut errs,
-                k("scale_factor"),
-                "give either `scale` or `scale_factor`, not both".into(),
-            );
-        }
         if let Some(s) = p.scale {
             if !s.is_finite() || s == 0.0 {
                 err(&mut errs, k("scale"), format!("{s} is not a usable scale"));

@@ -138,16 +138,8 @@ fn replay(seconds: u64) {
         .load("cn-chongqing-ci-2025-02")
         .and_then(Result::ok)
         .expect("bundled tariff");
-    let setup = SiteSetup {
-        site: "bench".into(),
-        tariff,
-        capacity_kwh: 2000.0,
-        rated_kw: 1000.0,
-        max_grid_kw: 4000.0,
-        max_gap: SignedDuration::from_secs(3),
-        battery_counters: true,
-        import_counter: false,
-    };
+    let mut setup = SiteSetup::new("bench", tariff, 2000.0, 1000.0);
+    setup.battery_counters = true;
     let mut acc = SiteAccount::new(
         setup,
         Default::default(),
@@ -197,16 +189,7 @@ fn replay(seconds: u64) {
         }
     }
     let el = started.elapsed().as_secs_f64();
-    acc.ledger.flush();
-    let r = crate::account::report::build(
-        "bench",
-        crate::account::report::Period::Lifetime,
-        "CNY",
-        2000.0,
-        None,
-        &acc.ledger.days,
-        &acc.demand.months,
-    );
+    let r = acc.report(crate::account::report::Period::Lifetime);
     println!("| samples (1 s, 2 counters each) | seconds | samples/s | savings CNY | days |");
     println!("|---|---|---|---|---|");
     println!(

@@ -228,12 +228,15 @@ pub fn mqtt(sites: usize, outage: u64) -> Outcome {
 pub fn influx(sites: usize, outage: u64) -> Outcome {
     use crate::account::report::{build, Period};
     use crate::publish::influx::{encode, InfluxSink, Settings, SINK};
+    let tariff = crate::account::tariff::TariffCatalog::new(&[])
+        .load("cn-chongqing-ci-2025-02")
+        .and_then(Result::ok)
+        .expect("bundled tariff");
     let mut day = build(
         "x",
         Period::Lifetime,
-        "CNY",
+        &tariff,
         2000.0,
-        None,
         &Default::default(),
         &Default::default(),
     );

@@ -9,7 +9,7 @@ use super::{find_site, load_config, parse_period, Failure, Outcome};
 use crate::account::accountant::setup_for;
 use crate::account::energy::{SiteAccount, SiteSetup};
 use crate::account::replay::CsvHistory;
-use crate::account::report::{self, Period, Report};
+use crate::account::report::{Period, Report};
 use crate::acquire::profile::Role;
 
 #[derive(Debug, clap::Args)]
@@ -47,36 +47,28 @@ pub fn replay_csv(
     setup.battery_counters = history.columns.has(Role::ChargeEnergyTotal)
         && history.columns.has(Role::DischargeEnergyTotal);
     setup.import_counter = history.columns.has(Role::GridImportEnergyTotal);
+    setup.battery_power = history.columns.has(Role::BatteryPower);
+    setup.grid_power = history.columns.has(Role::GridPower);
+    setup.sources = history
+        .columns
+        .roles
+        .iter()
+        .map(|r| (*r, std::sync::Arc::from("csv")))
+        .collect();
     let mut account = SiteAccount::new(setup, Default::default(), BTreeMap::new(), BTreeMap::new());
     let mut row = Vec::new();
     while history
         .next_row(&mut row)
         .map_err(|e| Failure::input(e.to_string()))?
     {
-        for o in &row {
-            account.observe(o);
-        }
+        account.observe_all(&row);
         for m in account.messages.drain(..) {
             tracing::warn!("{m}");
         }
     }
-    // Close the open demand window so its peak counts.
-    let _ = account.take_changes();
-    Ok(summarize(&mut account, period))
-}
-
-pub fn summarize(account: &mut SiteAccount, period: Period) -> Report {
-    account.ledger.flush();
-    let s = &account.setup;
-    report::build(
-        &s.site,
-        period,
-        &s.tariff.currency,
-        s.capacity_kwh,
-        s.tariff.demand.as_ref().map(|d| d.price_per_kw_month),
-        &account.ledger.days,
-        &account.demand.months,
-    )
+    // Settle the demand windows still open so their peaks count.
+    account.finish();
+    Ok(account.report(period))
 }
 
 pub fn run(a: Args) -> Outcome {

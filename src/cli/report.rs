@@ -42,13 +42,11 @@ pub fn run(a: Args) -> Outcome {
     let site = find_site(&v, &a.site)?;
     let loaded = store::read_only(&v.config.daemon.state_dir, &a.site)
         .map_err(|e| Failure::runtime(e.to_string()))?;
-    let t = &site.tariff;
     let r = report::build(
         &a.site,
         period,
-        &t.currency,
+        &site.tariff,
         site.capacity_kwh,
-        t.demand.as_ref().map(|d| d.price_per_kw_month),
         &loaded.days,
         &loaded.months,
     );

@@ -185,9 +185,17 @@ pub struct Site {
     pub rated_power_kw: f64,
     #[serde(default = "default_poll_interval")]
     pub poll_interval: String,
-    /// Plausibility limit for grid meter counters (default 4 x rated_power_kw).
+    /// Plausibility limit for grid meter counters when neither
+    /// `grid_capacity_kw` nor measured grid power says better (default 4 x rated_power_kw).
     #[serde(default)]
     pub max_grid_kw: Option<f64>,
+    /// The grid connection's contracted or transformer capacity, in kW.
+    #[serde(default)]
+    pub grid_capacity_kw: Option<f64>,
+    /// Counter readings further apart than this are not split by time across
+    /// tariff bands (default 3 x poll_interval, at least 1 minute).
+    #[serde(default)]
+    pub max_attribution_gap: Option<String>,
     /// Slow points are read on every `slow_every`-th poll.
     #[serde(default = "default_slow_every")]
     pub slow_every: u32,

@@ -58,6 +58,8 @@ pub struct SiteSpec {
     pub name: String,
     pub tariff: Arc<Tariff>,
     pub max_grid_kw: f64,
+    pub grid_capacity_kw: Option<f64>,
+    pub max_attribution_gap: Duration,
     pub capacity_kwh: f64,
     pub rated_power_kw: f64,
     pub poll_interval: Duration,
@@ -299,12 +301,17 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
                 ),
             );
         }
-        if let Some(g) = s.max_grid_kw {
-            if !(g.is_finite() && g > 0.0) {
-                e(
-                    format!("{sk}.max_grid_kw"),
-                    format!("{g} must be a positive number"),
-                );
+        for (key, v) in [
+            ("max_grid_kw", s.max_grid_kw),
+            ("grid_capacity_kw", s.grid_capacity_kw),
+        ] {
+            if let Some(g) = v {
+                if !(g.is_finite() && g > 0.0) {
+                    e(
+                        format!("{sk}.{key}"),
+                        format!("{g} must be a positive number"),
+                    );
+                }
             }
         }
         if !(s.capacity_kwh.is_finite() && s.capacity_kwh > 0.0) {
@@ -331,6 +338,24 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
             Err(m) => {
                 e(format!("{sk}.poll_interval"), m);
                 Duration::from_secs(1)
+            }
+        };
+        let max_attribution_gap = match s.max_attribution_gap.as_deref().map(parse_duration) {
+            None => (poll_interval * 3).max(Duration::from_secs(60)),
+            Some(Ok(d)) if d >= poll_interval => d,
+            Some(Ok(_)) => {
+                e(
+                    format!("{sk}.max_attribution_gap"),
+                    format!(
+                        "must be at least the poll interval ({}): readings a poll apart are never a gap",
+                        s.poll_interval
+                    ),
+                );
+                poll_interval
+            }
+            Some(Err(m)) => {
+                e(format!("{sk}.max_attribution_gap"), m);
+                poll_interval
             }
         };
         if s.slow_every == 0 {
@@ -452,6 +477,8 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
             name: s.name.clone().unwrap_or_else(|| s.id.clone()),
             tariff,
             max_grid_kw: s.max_grid_kw.unwrap_or(4.0 * s.rated_power_kw),
+            grid_capacity_kw: s.grid_capacity_kw,
+            max_attribution_gap,
             capacity_kwh: s.capacity_kwh,
             rated_power_kw: s.rated_power_kw,
             poll_interval,

@@ -209,7 +209,7 @@ pub async fn run(
                 }
                 for (site, a) in &books.sites {
                     let n = a.anomalies;
-                    l.anomalies.insert(site.to_string(), [n.quarantined, n.resets, n.rollovers, n.transients, n.gaps, n.implausible]);
+                    l.anomalies.insert(site.to_string(), [n.quarantined, n.resets, n.rollovers, n.transients, n.gaps, n.implausible, n.held_back, n.counter_gaps]);
                 }
             }
             Some(ask) = asks_rx.recv() => answer(ask, &mut books, clock.now()),

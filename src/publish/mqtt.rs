@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event as MqttEvent, EventLoop, LastWill,
     MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
@@ -185,9 +184,7 @@ impl Settings {
     }
 }
 
-fn rfc3339(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
+use crate::timefmt::rfc3339;
 
 fn summary(r: &Report) -> Value {
     let t = &r.total;
@@ -200,9 +197,16 @@ fn summary(r: &Report) -> Value {
         "aux_kwh": t.aux_kwh,
         "aux_cost": t.aux_cost,
         "net_savings": r.net_savings,
+        "savings_range": r.savings_range,
+        "net_savings_range": r.net_savings_range,
+        "unattributed": r.unattributed,
+        "quarantined_kwh": r.quarantined_kwh,
+        "held_back": r.held_back,
         "equivalent_cycles": r.equivalent_cycles,
         "round_trip_efficiency": r.round_trip_efficiency,
+        "overall_efficiency": r.overall_efficiency,
         "demand_savings": r.demand_savings,
+        "demand": r.demand,
         "bands": r.bands,
     })
 }
@@ -275,8 +279,9 @@ pub fn retained_topics(s: &Settings, v: &Validated) -> (BTreeSet<String>, Vec<(S
             sensors.push(("battery_power", "Battery power".into(), format!("{p}/{}/{dev}/state", site.id), json!({
                 "value_template": format!("{{{{ value_json['values']['{pt}'] }}}}"), "unit_of_measurement": "kW", "device_class": "power", "state_class": "measurement" })));
         }
-        sensors.push(("savings_today", "Savings today".into(), format!("{p}/{}/savings", site.id), json!({
-            "value_template": "{{ value_json.today.savings }}", "unit_of_measurement": site.tariff.currency, "device_class": "monetary" })));
+        // Net of what the auxiliaries cost: the figure an owner is paid on.
+        sensors.push(("savings_today", "Net savings today".into(), format!("{p}/{}/savings", site.id), json!({
+            "value_template": "{{ value_json.today.net_savings }}", "unit_of_measurement": site.tariff.currency, "device_class": "monetary" })));
         sensors.push((
             "tariff_band",
             "Tariff band".into(),

@@ -134,8 +134,8 @@ pub fn build(profile: &Profile, value_of: impl Fn(&str) -> Option<SimValue>) -> 
             (kind, SimValue::Num(x)) => {
                 let scale = match p.scale_factor {
                     Some(j) => match value_of(&profile.points[j].name) {
-                        Some(SimValue::Num(e)) => 10f64.powi(e as i32),
-                        _ => 1.0,
+                        Some(SimValue::Num(e)) => p.scale * 10f64.powi(e as i32),
+                        _ => p.scale,
                     },
                     None => p.scale,
                 };

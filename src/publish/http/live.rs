@@ -88,7 +88,7 @@ pub struct Live {
     pub sites: BTreeMap<String, SiteLive>,
     pub devices: BTreeMap<(String, String), DeviceMetrics>,
     /// Per site: quarantined, resets, rollovers, transients, gaps.
-    pub anomalies: BTreeMap<String, [u64; 6]>,
+    pub anomalies: BTreeMap<String, [u64; 8]>,
 }
 
 impl Live {

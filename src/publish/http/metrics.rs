@@ -111,7 +111,7 @@ pub fn render(live: &Live, shared: &Shared) -> String {
             );
         }
     }
-    family(&mut o, "bessmon_counter_anomalies_total", "counter", "Energy counter events: quarantined jumps, resets, rollovers, transients, integration gaps, implausible power readings.");
+    family(&mut o, "bessmon_counter_anomalies_total", "counter", "Energy counter events: quarantined jumps, resets, rollovers, transients, integration gaps, implausible power readings, readings held back over five minutes, counter readings further apart than the attribution gap.");
     for (site, a) in &live.anomalies {
         for (k, c) in [
             "quarantined",
@@ -120,6 +120,8 @@ pub fn render(live: &Live, shared: &Shared) -> String {
             "transient",
             "gap",
             "implausible",
+            "held_back",
+            "counter_gap",
         ]
         .iter()
         .zip(a.iter())
@@ -145,6 +147,23 @@ pub fn render(live: &Live, shared: &Shared) -> String {
                 esc(&s.id),
                 esc(&s.currency),
                 t.total.savings
+            );
+        }
+    }
+    family(
+        &mut o,
+        "bessmon_net_savings_today",
+        "gauge",
+        "Today's arbitrage savings less the auxiliaries' energy cost, in the tariff's currency.",
+    );
+    for s in live.sites.values() {
+        if let Some(t) = &s.today {
+            let _ = writeln!(
+                o,
+                "bessmon_net_savings_today{{site=\"{}\",currency=\"{}\"}} {}",
+                esc(&s.id),
+                esc(&s.currency),
+                t.net_savings
             );
         }
     }

@@ -124,6 +124,7 @@ async fn sites(State(s): State<Shared>) -> Json<serde_json::Value> {
                 "id": x.id, "name": x.name, "currency": x.currency, "soc": x.soc,
                 "battery_power_kw": x.battery_power_kw, "grid_power_kw": x.grid_power_kw,
                 "tariff": x.tariff, "savings_today": x.today.as_ref().map(|t| t.total.savings),
+                "net_savings_today": x.today.as_ref().map(|t| t.net_savings),
                 "devices_online": x.devices.values().filter(|d| d.online).count(), "devices": x.devices.len(),
             })
         })
