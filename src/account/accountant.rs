@@ -287,7 +287,7 @@ type = "i16"
     /// One poll of the register image: the two counters and the exponent as
     /// the device writes them.
     fn sample(dev: &Arc<DeviceRef>, at: Timestamp, chg: u32, dis: u32, sf: i16) -> Sample {
-        let words = vec![
+        let words = [
             (chg >> 16) as u16,
             chg as u16,
             (dis >> 16) as u16,

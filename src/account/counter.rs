@@ -63,8 +63,9 @@ pub struct Trace {
 pub enum TraceRule {
     /// Power is not consulted.
     Ignore,
-    /// Battery counters: while power stays below `near_zero_kw` on average,
-    /// the counter may move by what the power allows plus one count.
+    /// Battery counters: while power reads at most `near_zero_kw` at both
+    /// readings and on average between them, the counter may move by what that
+    /// power allows plus one count.
     Idle { near_zero_kw: f64 },
     /// Grid counters without a contracted capacity: movement within 10 % (plus
     /// one count) of the measured energy is real whatever its size.
@@ -96,9 +97,12 @@ pub enum Outcome {
 pub enum Note {
     Rollover,
     /// Counter went down; energy between the last reading and the reset is unknown.
+    /// `quarantined_mwh`: what it showed since the reset beyond what could have
+    /// flowed (a jump right after it), reported and not booked.
     Reset {
         from_raw: u64,
         to_raw: u64,
+        quarantined_mwh: i64,
     },
     /// A jump larger than plausible; `mwh` was not booked.
     Quarantined {
@@ -128,6 +132,9 @@ pub struct Counter {
     /// Milliwatt-hours per count of `base` (0 in state saved before it was kept).
     #[serde(default)]
     pub mwh_per_raw: f64,
+    /// The held reading was read again unchanged.
+    #[serde(default)]
+    pub repeated: bool,
     /// When the current hold began (the first reading held back).
     #[serde(default)]
     pub held_since: Option<Timestamp>,
@@ -201,11 +208,13 @@ impl Spec {
         match self.rule {
             TraceRule::Idle { near_zero_kw } => {
                 let hours = a.at.duration_until(b.at).as_secs_f64() / 3600.0;
-                if expected <= near_zero_kw * hours * 1e6 {
-                    by_rating && moved <= expected * 1.5 + step + slack
-                } else {
-                    by_rating
-                }
+                let idle = ta.kw <= near_zero_kw
+                    && tb.kw <= near_zero_kw
+                    && expected <= near_zero_kw * hours * 1e6;
+                // Samples are instants: allow the larger end and the near-zero
+                // floor itself over the whole interval, never less.
+                let allowed = 1.5 * ta.kw.max(tb.kw).max(near_zero_kw) * hours * 1e6;
+                by_rating && (!idle || moved <= allowed + step + slack)
             }
             TraceRule::Consistent => {
                 (moved - expected).abs() <= 0.1 * expected + step + slack || by_rating
@@ -249,8 +258,17 @@ impl Counter {
                 };
             }
         }
-        // Continuing from the baseline (possibly across a rollover) proves a suspect a glitch.
-        if spec.plausible(&base, &r, forward) {
+        // A decrease the counter sat at (seen twice) was no transient: a reading
+        // that counts on from it confirms a reset before anything else.
+        if self.repeated {
+            if let Some(o) = self.confirm_reset(base, r, spec) {
+                return o;
+            }
+        }
+        // Continuing from the baseline (possibly across a rollover) proves a suspect a
+        // glitch. A 0 is never taken on its own: just below the register's top a
+        // transient 0 would pass for a rollover.
+        if spec.plausible(&base, &r, forward) && (raw != 0 || b == 0) {
             let dropped = self.suspect.take();
             self.rebase(r, spec);
             let note = if raw < b {
@@ -265,34 +283,28 @@ impl Counter {
                 note,
             };
         }
-        if let Some(s) = self.suspect {
-            let sr = s.raw & m;
-            // A decrease is confirmed only once the counter counts on from it (a
-            // counter stuck at 0 proves nothing).
-            if sr < b && raw > sr && spec.plausible(&s, &r, raw - sr) {
-                // What the counter shows at the suspect reading accrued since the
-                // reset, which happened after the old baseline.
-                let since_reset = if sr <= spec.limit(base.at, s.at) {
-                    sr
-                } else {
-                    0
-                };
-                self.rebase(r, spec);
-                return Outcome::Booked {
-                    from: base.at,
-                    to: r.at,
-                    mwh: spec.to_mwh(since_reset + raw - sr),
-                    note: Some(Note::Reset {
-                        from_raw: base.raw,
-                        to_raw: s.raw,
-                    }),
-                };
-            }
+        if let Some(o) = self.confirm_reset(base, r, spec) {
+            return o;
         }
-        // Hold the reading back. An earlier suspect is kept if this one repeats it.
-        if self.suspect.is_none_or(|s| s.raw != r.raw) {
+        // It leaps from the lower value it sat at, and not back to where it was:
+        // a reset, then a jump. Settle the reset at the value it sat at; hold the jump.
+        if let Some(s) = self
+            .suspect
+            .filter(|s| self.repeated && s.raw & m < b && raw > s.raw & m)
+        {
+            let reset = self.settle_reset(base, s, spec);
+            self.base = Some(s);
             self.suspect = Some(r);
+            self.repeated = false;
+            self.held_since = Some(r.at);
+            self.overdue_said = false;
+            return reset;
         }
+        // Hold the reading back. A repeat of the held value moves it to this
+        // reading's time: the counter was still there, so any later movement
+        // happened since, and is judged over that span only.
+        self.repeated = self.suspect.is_some_and(|s| s.raw == r.raw);
+        self.suspect = Some(r);
         let note = if raw < b {
             Note::Decrease {
                 from_raw: base.raw,
@@ -315,9 +327,78 @@ impl Counter {
         Outcome::Suspect(note)
     }
 
+    /// A held decrease confirmed as a reset by `r`, if it is one.
+    fn confirm_reset(&mut self, base: Reading, r: Reading, spec: &Spec) -> Option<Outcome> {
+        let s = self.suspect?;
+        let m = spec.mask();
+        let (raw, b, sr) = (r.raw & m, base.raw & m, s.raw & m);
+        // Confirmed once the counter counts on from it, or reads the same again
+        // (an idle battery); a counter stuck at 0 proves nothing, unless it got
+        // there by a rollover in time.
+        let first = self.held_since.unwrap_or(s.at).min(s.at);
+        let rolled = sr == 0 && (sr.wrapping_sub(b) & m) <= spec.limit(base.at, first);
+        let confirms = raw > sr || (raw == sr && (sr != 0 || rolled));
+        if !(sr < b && confirms && spec.plausible(&s, &r, raw - sr)) {
+            return None;
+        }
+        let reset = self.settle_reset(base, s, spec);
+        self.rebase(r, spec);
+        let Outcome::Booked {
+            mwh,
+            note: Some(note),
+            ..
+        } = reset
+        else {
+            unreachable!("settle_reset books")
+        };
+        Some(Outcome::Booked {
+            from: base.at,
+            to: r.at,
+            mwh: mwh + spec.to_mwh(raw - sr),
+            note: Some(note),
+        })
+    }
+
+    /// A reset from `base` seen first at the held reading `s`: what the counter
+    /// shows there accrued since the reset, which happened after the old
+    /// baseline and before the first reading held back (a later one may have
+    /// replaced it). More than could have flowed in that time is quarantined.
+    fn settle_reset(&self, base: Reading, s: Reading, spec: &Spec) -> Outcome {
+        let m = spec.mask();
+        let sr = s.raw & m;
+        let first = self.held_since.unwrap_or(s.at).min(s.at);
+        // Landing on 0 just past the top, in time, is a rollover the counter then sat at.
+        let wrap = sr.wrapping_sub(base.raw & m) & m;
+        if sr == 0 && wrap <= spec.limit(base.at, first) {
+            return Outcome::Booked {
+                from: base.at,
+                to: s.at,
+                mwh: spec.to_mwh(wrap),
+                note: Some(Note::Rollover),
+            };
+        }
+        let first = self.held_since.unwrap_or(s.at).min(s.at);
+        let (since_reset, unexplained) = if sr <= spec.limit(base.at, first) {
+            (sr, 0)
+        } else {
+            (0, sr)
+        };
+        Outcome::Booked {
+            from: base.at,
+            to: s.at,
+            mwh: spec.to_mwh(since_reset),
+            note: Some(Note::Reset {
+                from_raw: base.raw,
+                to_raw: s.raw,
+                quarantined_mwh: spec.to_mwh(unexplained),
+            }),
+        }
+    }
+
     fn rebase(&mut self, r: Reading, spec: &Spec) {
         self.base = Some(r);
         self.suspect = None;
+        self.repeated = false;
         self.mwh_per_raw = spec.mwh_per_raw;
         self.held_since = None;
         self.overdue_said = false;
@@ -352,6 +433,7 @@ impl Counter {
                 Note::Reset {
                     from_raw: base.raw,
                     to_raw: r.raw,
+                    quarantined_mwh: 0,
                 },
             )
         };
@@ -644,5 +726,53 @@ mod tests {
             ),
             "{o:?}"
         );
+    }
+
+    #[test]
+    fn a_rollover_onto_zero_on_an_idle_battery_is_counted() {
+        // Exactly 0 is never taken on its own (a transient 0 just below the top
+        // would pass for a rollover), but sitting at it after a plausible wrap is one.
+        let top = u32::MAX as u64;
+        let (wh, outs) = run(&[(0, top - 2), (1, 0), (2, 0)]);
+        assert_eq!(wh, 3, "{outs:?}");
+        assert!(matches!(
+            outs[2],
+            Outcome::Booked {
+                note: Some(Note::Rollover),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_reset_then_a_jump_quarantines_the_jump_not_the_old_value() {
+        // Reset to 0 on an idle battery, sat there, then leapt 50 kWh and stayed.
+        let (wh, outs) = run(&[
+            (0, 900_000),
+            (60, 0),
+            (120, 0),
+            (180, 50_000),
+            (240, 50_000),
+            (300, 50_100),
+        ]);
+        assert_eq!(wh, 100, "{outs:?}");
+        let quarantined: i64 = outs
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Booked {
+                    note: Some(Note::Quarantined { mwh, .. }),
+                    ..
+                } => Some(*mwh),
+                _ => None,
+            })
+            .sum();
+        assert_eq!(quarantined, 50_000_000);
+        assert!(outs.iter().any(|o| matches!(
+            o,
+            Outcome::Booked {
+                note: Some(Note::Reset { .. }),
+                ..
+            }
+        )));
     }
 }

@@ -462,9 +462,22 @@ impl SiteAccount {
                 self.anomalies.rollovers += 1;
                 format!("site {site}: {role} counter rolled over at its register width; counted on")
             }
-            Note::Reset { from_raw, to_raw } => {
+            Note::Reset {
+                from_raw,
+                to_raw,
+                quarantined_mwh,
+            } => {
                 self.anomalies.resets += 1;
-                format!("site {site}: {role} counter was reset ({from_raw} -> {to_raw}); energy between the last reading and the reset is not known")
+                let mut m = format!("site {site}: {role} counter was reset ({from_raw} -> {to_raw}); energy between the last reading and the reset is not known");
+                if quarantined_mwh > 0 {
+                    self.anomalies.quarantined += 1;
+                    self.ledger.note_quarantine(at, quarantined_mwh);
+                    m += &format!(
+                        "; the {:.3} kWh it showed since is more than could have flowed: quarantined",
+                        quarantined_mwh as f64 / 1e6
+                    );
+                }
+                m
             }
             Note::Quarantined { mwh, limit_mwh } => {
                 self.anomalies.quarantined += 1;
