@@ -4,41 +4,14 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bessmon::clock::Clock;
 use bessmon::sim::physics::Schedule;
 use bessmon::sim::{self, SiteParams};
 use jiff::Timestamp;
 use support::*;
 use tokio_util::sync::CancellationToken;
-
-/// Simulated time that stands still or runs at real speed, never jumping: a jump
-/// would look (correctly) like an implausible counter spike to the daemons.
-#[derive(Debug)]
-struct Freezable(Mutex<(Timestamp, Option<std::time::Instant>)>);
-
-impl Clock for Freezable {
-    fn now(&self) -> Timestamp {
-        let (base, running) = *self.0.lock().unwrap();
-        match running {
-            Some(since) => base + jiff::SignedDuration::try_from(since.elapsed()).unwrap(),
-            None => base,
-        }
-    }
-}
-
-impl Freezable {
-    fn run(&self) {
-        let now = self.now();
-        *self.0.lock().unwrap() = (now, Some(std::time::Instant::now()));
-    }
-    fn freeze(&self) {
-        let now = self.now();
-        *self.0.lock().unwrap() = (now, None);
-    }
-}
 
 fn start_daemon(cfg: &TestConfig) -> Daemon {
     let d = Daemon::start(&cfg.path);
@@ -88,7 +61,7 @@ struct ChargingPair {
 
 fn charging_pair() -> ChargingPair {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let clock = Arc::new(Freezable(Mutex::new((Timestamp::now(), None))));
+    let clock = Arc::new(Freezable::at(Timestamp::now()));
     // Charge for the next half hour of local time.
     let local = Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap());
     let minute = local.hour() as u32 * 60 + local.minute() as u32;

@@ -96,13 +96,16 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Note {
     Rollover,
-    /// Counter went down; energy between the last reading and the reset is unknown.
+    /// Counter went down; energy between the last reading and the reset is
+    /// unknown, at most `hidden_max_mwh` over `hidden` (what could have flowed).
     /// `quarantined_mwh`: what it showed since the reset beyond what could have
     /// flowed (a jump right after it), reported and not booked.
     Reset {
         from_raw: u64,
         to_raw: u64,
         quarantined_mwh: i64,
+        hidden: (Timestamp, Timestamp),
+        hidden_max_mwh: i64,
     },
     /// A jump larger than plausible; `mwh` was not booked.
     Quarantined {
@@ -391,6 +394,8 @@ impl Counter {
                 from_raw: base.raw,
                 to_raw: s.raw,
                 quarantined_mwh: spec.to_mwh(unexplained),
+                hidden: (base.at, first),
+                hidden_max_mwh: spec.limit_mwh(base.at, first).min(i64::MAX as f64) as i64,
             }),
         }
     }
@@ -434,6 +439,8 @@ impl Counter {
                     from_raw: base.raw,
                     to_raw: r.raw,
                     quarantined_mwh: 0,
+                    hidden: (base.at, r.at),
+                    hidden_max_mwh: 0,
                 },
             )
         };

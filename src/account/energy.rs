@@ -466,9 +466,23 @@ impl SiteAccount {
                 from_raw,
                 to_raw,
                 quarantined_mwh,
+                hidden: (from, to),
+                hidden_max_mwh,
             } => {
                 self.anomalies.resets += 1;
-                let mut m = format!("site {site}: {role} counter was reset ({from_raw} -> {to_raw}); energy between the last reading and the reset is not known");
+                let kind = match role {
+                    "charge_energy_total" => Some(Kind::Charge),
+                    "discharge_energy_total" => Some(Kind::Discharge),
+                    "aux_energy_total" => Some(Kind::Aux),
+                    _ => None,
+                };
+                if let (Some(kind), true) = (kind, hidden_max_mwh > 0) {
+                    self.ledger.note_hidden(from, to, kind, hidden_max_mwh);
+                }
+                let mut m = format!(
+                    "site {site}: {role} counter was reset ({from_raw} -> {to_raw}); energy between the last reading and the reset is not known (at most {:.3} kWh, reported as hidden)",
+                    hidden_max_mwh as f64 / 1e6
+                );
                 if quarantined_mwh > 0 {
                     self.anomalies.quarantined += 1;
                     self.ledger.note_quarantine(at, quarantined_mwh);

@@ -69,11 +69,15 @@ pub struct Unattributed {
     pub aux_cost_min: f64,
     pub aux_cost_max: f64,
     pub intervals: Vec<Interval>,
+    /// Spans a counter reset hid: how much flowed there is unknown, only its
+    /// upper bound (what rated power allows). Counted in the money bounds above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<Interval>,
 }
 
 impl Unattributed {
     pub fn is_empty(&self) -> bool {
-        self.intervals.is_empty()
+        self.intervals.is_empty() && self.hidden.is_empty()
     }
 }
 
@@ -250,6 +254,52 @@ impl Ledger {
             Kind::Charge => i.charge_mwh += mwh,
             Kind::Discharge => i.discharge_mwh += mwh,
             Kind::Aux => i.aux_mwh += mwh,
+        }
+    }
+
+    /// A counter reset hid up to `max_mwh` of `kind` over `[from, to]`: nothing
+    /// is booked, the money bounds widen by what it could have been worth.
+    pub fn note_hidden(&mut self, from: Timestamp, to: Timestamp, kind: Kind, max_mwh: i64) {
+        let (lo, hi) = self.price_range(from, to);
+        let u = &mut self.day_mut(to).unattributed;
+        let most = max_mwh as f64 / 1e6 * hi;
+        let mut i = Interval {
+            from,
+            to,
+            charge_mwh: 0,
+            discharge_mwh: 0,
+            aux_mwh: 0,
+            price_min: lo,
+            price_max: hi,
+        };
+        match kind {
+            Kind::Charge => {
+                u.charge_cost_max += most;
+                i.charge_mwh = max_mwh;
+            }
+            Kind::Discharge => {
+                u.discharge_value_max += most;
+                i.discharge_mwh = max_mwh;
+            }
+            Kind::Aux => {
+                u.aux_cost_max += most;
+                i.aux_mwh = max_mwh;
+            }
+        }
+        u.hidden.push(i);
+    }
+
+    /// The cheapest and dearest price in force over `[from, to]`.
+    fn price_range(&mut self, from: Timestamp, to: Timestamp) -> (f64, f64) {
+        let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+        let mut t = from;
+        loop {
+            let seg = self.cursor.at(t);
+            (lo, hi) = (lo.min(seg.price), hi.max(seg.price));
+            if seg.end >= to || seg.end <= t {
+                return (lo, hi);
+            }
+            t = seg.end;
         }
     }
 

@@ -161,6 +161,11 @@ pub struct UnattributedTotals {
     pub savings_max: f64,
     pub aux_cost_min: f64,
     pub aux_cost_max: f64,
+    /// Spans a counter reset hid, and the most energy that could have flowed
+    /// in them (nothing booked; the savings bounds include it).
+    pub hidden_intervals: usize,
+    pub hidden_charge_max_kwh: f64,
+    pub hidden_discharge_max_kwh: f64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -204,6 +209,8 @@ pub struct Report {
     pub net_savings: f64,
     pub unattributed: UnattributedTotals,
     pub unattributed_intervals: Vec<IntervalLine>,
+    /// Spans hidden by counter resets; energies are upper bounds.
+    pub hidden_intervals: Vec<IntervalLine>,
     /// `total.savings` plus the least and the most the unattributed energy could add.
     pub savings_range: [f64; 2],
     pub net_savings_range: [f64; 2],
@@ -231,22 +238,25 @@ pub fn build(
     let (mut n, mut quarantined, mut gaps, mut held_back) = (0, 0i64, 0u32, 0u32);
     let mut un = Unattributed::default();
     let mut intervals = Vec::new();
+    let mut hidden = Vec::new();
     let mut counter_gaps = Vec::new();
+    let line = |i: &super::ledger::Interval| IntervalLine {
+        from: crate::timefmt::local(i.from, &tariff.tz),
+        to: crate::timefmt::local(i.to, &tariff.tz),
+        charge_kwh: i.charge_mwh as f64 / 1e6,
+        discharge_kwh: i.discharge_mwh as f64 / 1e6,
+        aux_kwh: i.aux_mwh as f64 / 1e6,
+        price_min: i.price_min,
+        price_max: i.price_max,
+    };
     for (date, day) in days.iter().filter(|(d, _)| period.contains(**d)) {
         n += 1;
         quarantined += day.quarantined_mwh;
         gaps += day.gaps;
         held_back += day.held_back;
         un.add(&day.unattributed);
-        intervals.extend(day.unattributed.intervals.iter().map(|i| IntervalLine {
-            from: crate::timefmt::local(i.from, &tariff.tz),
-            to: crate::timefmt::local(i.to, &tariff.tz),
-            charge_kwh: i.charge_mwh as f64 / 1e6,
-            discharge_kwh: i.discharge_mwh as f64 / 1e6,
-            aux_kwh: i.aux_mwh as f64 / 1e6,
-            price_min: i.price_min,
-            price_max: i.price_max,
-        }));
+        intervals.extend(day.unattributed.intervals.iter().map(line));
+        hidden.extend(day.unattributed.hidden.iter().map(line));
         for (key, g) in &day.counter_gaps {
             let (device, counter) = key.split_once('/').unwrap_or(("", key));
             counter_gaps.push(CounterGapLine {
@@ -329,6 +339,7 @@ pub fn build(
         ],
         unattributed: u,
         unattributed_intervals: intervals,
+        hidden_intervals: hidden,
         total: t,
         demand,
         demand_savings: demand_savings.get(),
@@ -346,6 +357,9 @@ struct Unattributed {
     discharge_mwh: i64,
     aux_mwh: i64,
     intervals: usize,
+    hidden: usize,
+    hidden_charge_mwh: i64,
+    hidden_discharge_mwh: i64,
     charge_cost_min: Sum,
     charge_cost_max: Sum,
     discharge_value_min: Sum,
@@ -360,6 +374,11 @@ impl Unattributed {
         self.discharge_mwh += u.discharge_mwh;
         self.aux_mwh += u.aux_mwh;
         self.intervals += u.intervals.len();
+        self.hidden += u.hidden.len();
+        for h in &u.hidden {
+            self.hidden_charge_mwh += h.charge_mwh;
+            self.hidden_discharge_mwh += h.discharge_mwh;
+        }
         self.charge_cost_min.add(u.charge_cost_min);
         self.charge_cost_max.add(u.charge_cost_max);
         self.discharge_value_min.add(u.discharge_value_min);
@@ -378,6 +397,9 @@ impl Unattributed {
             savings_max: self.discharge_value_max.get() - self.charge_cost_min.get(),
             aux_cost_min: self.aux_cost_min.get(),
             aux_cost_max: self.aux_cost_max.get(),
+            hidden_intervals: self.hidden,
+            hidden_charge_max_kwh: self.hidden_charge_mwh as f64 / 1e6,
+            hidden_discharge_max_kwh: self.hidden_discharge_mwh as f64 / 1e6,
         }
     }
 }
@@ -426,18 +448,40 @@ impl Report {
             );
         }
         let u = &self.unattributed;
+        if u.hidden_intervals > 0 {
+            s += &format!(
+                "\nhidden by resets     up to {:.3} kWh charge, {:.3} kWh discharge over {} span{}: a counter was reset\n\
+                 {:21}between two readings, so what flowed there is unknown; the savings range includes it.\n",
+                u.hidden_charge_max_kwh,
+                u.hidden_discharge_max_kwh,
+                u.hidden_intervals,
+                if u.hidden_intervals == 1 { "" } else { "s" },
+                ""
+            );
+        }
         if u.intervals > 0 {
             s += &format!(
                 "\nunattributed         charge {:.3} kWh, discharge {:.3} kWh, auxiliary {:.3} kWh over {} interval{}:\n\
                  {:21}readings further apart than the attribution gap across a band boundary or midnight,\n\
-                 {:21}so the band is unknown; not in the savings above. They could add {:.2} to {:.2} {}.\n\
-                 savings range        {:.2} to {:.2} {}\n",
+                 {:21}so the band is unknown; not in the savings above.\n",
                 u.charge_kwh,
                 u.discharge_kwh,
                 u.aux_kwh,
                 u.intervals,
                 if u.intervals == 1 { "" } else { "s" },
                 "",
+                "",
+            );
+            for i in &self.unattributed_intervals {
+                s += &format!(
+                    "  {} to {}: charge {:.3} kWh, discharge {:.3} kWh, prices {} to {}\n",
+                    i.from, i.to, i.charge_kwh, i.discharge_kwh, i.price_min, i.price_max
+                );
+            }
+        }
+        if u.intervals > 0 || u.hidden_intervals > 0 {
+            s += &format!(
+                "{:21}Together they could add {:.2} to {:.2} {}.\nsavings range        {:.2} to {:.2} {}\n",
                 "",
                 u.savings_min,
                 u.savings_max,
@@ -446,12 +490,6 @@ impl Report {
                 self.savings_range[1],
                 self.currency
             );
-            for i in &self.unattributed_intervals {
-                s += &format!(
-                    "  {} to {}: charge {:.3} kWh, discharge {:.3} kWh, prices {} to {}\n",
-                    i.from, i.to, i.charge_kwh, i.discharge_kwh, i.price_min, i.price_max
-                );
-            }
         }
         for d in &self.demand {
             match (d.max_kw, d.baseline_max_kw) {

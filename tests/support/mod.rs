@@ -877,3 +877,35 @@ pub fn sim_site_config(sim: &SimHandle) -> TestConfig {
         &sim_devices(sim.sim.addrs[0].port(), "1s"),
     ))
 }
+
+/// Simulated time that stands still or runs at real speed, never jumping: a jump
+/// would look (correctly) like an implausible counter spike to the daemons.
+#[derive(Debug)]
+pub struct Freezable(std::sync::Mutex<(jiff::Timestamp, Option<std::time::Instant>)>);
+
+impl bessmon::clock::Clock for Freezable {
+    fn now(&self) -> jiff::Timestamp {
+        let (base, running) = *self.0.lock().unwrap();
+        match running {
+            Some(since) => base + jiff::SignedDuration::try_from(since.elapsed()).unwrap(),
+            None => base,
+        }
+    }
+}
+
+impl Freezable {
+    /// Frozen at `at` until `run`.
+    pub fn at(at: jiff::Timestamp) -> Freezable {
+        Freezable(std::sync::Mutex::new((at, None)))
+    }
+    pub fn run(&self) {
+        use bessmon::clock::Clock;
+        let now = self.now();
+        *self.0.lock().unwrap() = (now, Some(std::time::Instant::now()));
+    }
+    pub fn freeze(&self) {
+        use bessmon::clock::Clock;
+        let now = self.now();
+        *self.0.lock().unwrap() = (now, None);
+    }
+}
