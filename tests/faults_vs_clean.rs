@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bessmon::clock::{Clock, SharedClock};
 use bessmon::sim::physics::Schedule;
-use bessmon::sim::{self, SimSite, SiteParams};
+use bessmon::sim::{self, SiteParams};
 use jiff::Timestamp;
 use serde_json::Value;
 use support::*;
@@ -32,27 +32,6 @@ fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn requests_grow(site: &SimSite, more: u64, what: &str) {
-    let target = site.requests.load(Relaxed) + more;
-    wait_until(what, Duration::from_secs(30), || {
-        site.requests.load(Relaxed) >= target
-    });
-}
-
-fn report(cfg: &TestConfig) -> Value {
-    let out = cli_c(
-        "report",
-        &cfg.path,
-        &["--site", "lab", "--period", "lifetime", "--format", "json"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn mwh(v: &Value) -> i64 {
@@ -120,8 +99,8 @@ fn faults_never_raise_a_band_and_what_they_cost_is_reported() {
             rt.spawn(async move { bessmon::daemon::run(&v, clock, stop, Default::default()).await })
         })
         .collect();
-    requests_grow(&clean, 9, "the clean daemon's first polls");
-    requests_grow(&faulty, 9, "the faulty daemon's first polls");
+    wait_for_requests(&clean, 9, "the clean daemon's first polls");
+    wait_for_requests(&faulty, 9, "the faulty daemon's first polls");
 
     clock.run();
     let at = |h: i8, m: i8, s: i8| {
@@ -146,15 +125,15 @@ fn faults_never_raise_a_band_and_what_they_cost_is_reported() {
     // Let both read the final values without garbage, then stop.
     faulty.faults.garbage_every.store(0, Relaxed);
     clock.freeze();
-    requests_grow(&clean, 12, "the clean daemon to read the final values");
-    requests_grow(&faulty, 12, "the faulty daemon to read the final values");
+    wait_for_requests(&clean, 12, "the clean daemon to read the final values");
+    wait_for_requests(&faulty, 12, "the faulty daemon to read the final values");
     stop.cancel();
     for d in daemons {
         rt.block_on(d).unwrap().unwrap();
     }
     cancel.cancel();
 
-    let (a, b) = (report(&cfg_a), report(&cfg_b));
+    let (a, b) = (lifetime_report(&cfg_a), lifetime_report(&cfg_b));
     let moved =
         (clean.site.lock().unwrap().state.charge_wh - params().counter_offset_wh as f64) as i64;
     assert!(moved > 1500, "the test moved real energy: {moved} Wh");

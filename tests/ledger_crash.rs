@@ -20,27 +20,6 @@ fn start_daemon(cfg: &TestConfig) -> Daemon {
     d
 }
 
-fn wait_for_requests(site: &bessmon::sim::SimSite, more: u64) {
-    let target = site.requests.load(Relaxed) + more;
-    while site.requests.load(Relaxed) < target {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn lifetime(cfg: &TestConfig) -> serde_json::Value {
-    let out = cli_c(
-        "report",
-        &cfg.path,
-        &["--site", "lab", "--period", "lifetime", "--format", "json"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn mwh(v: &serde_json::Value, key: &str) -> i64 {
     (v["total"][key].as_f64().unwrap() * 1e6).round() as i64
 }
@@ -114,8 +93,8 @@ fn charging_pair() -> ChargingPair {
 /// with SIGTERM and checks they exit 0.
 fn freeze_and_stop(p: &ChargingPair, a: Daemon, b: Daemon) {
     p.clock.freeze();
-    wait_for_requests(&p.sa, 12);
-    wait_for_requests(&p.sb, 12);
+    wait_for_requests(&p.sa, 12, "daemon A to read the final values");
+    wait_for_requests(&p.sb, 12, "daemon B to read the final values");
     for mut d in [a, b] {
         assert_eq!(d.terminate(), Some(0));
     }
@@ -158,7 +137,7 @@ fn sigkill_and_restart_lose_and_double_count_nothing() {
         end_wh.floor(),
         sb.site.lock().unwrap().state.charge_wh.floor()
     );
-    let (ra, rb) = (lifetime(cfg_a), lifetime(cfg_b));
+    let (ra, rb) = (lifetime_report(cfg_a), lifetime_report(cfg_b));
     let (ca, cb) = (mwh(&ra, "charge_kwh"), mwh(&rb, "charge_kwh"));
     assert_eq!(
         ca, cb,
@@ -189,12 +168,12 @@ fn garbage_registers_are_neither_booked_nor_fatal() {
     p.clock.run();
     // Run long enough for many polls (5 a second, about 20 requests a second
     // for the three devices) with garbage in every reply: about 6 s, 1.7 kWh.
-    wait_for_requests(&p.sb, 200);
+    wait_for_requests(&p.sb, 200, "200 requests with garbage");
     freeze_and_stop(&p, a, b);
 
     let moved_wh =
         p.sa.site.lock().unwrap().state.charge_wh.floor() as i64 - p.start_wh.floor() as i64;
-    let (ra, rb) = (lifetime(&p.cfg_a), lifetime(&p.cfg_b));
+    let (ra, rb) = (lifetime_report(&p.cfg_a), lifetime_report(&p.cfg_b));
     assert_eq!(
         mwh(&ra, "charge_kwh"),
         moved_wh * 1000,

@@ -909,3 +909,32 @@ impl Freezable {
         *self.0.lock().unwrap() = (now, None);
     }
 }
+
+/// `bessmon report` for the lab site's lifetime, as JSON.
+pub fn lifetime_report(cfg: &TestConfig) -> serde_json::Value {
+    let out = cli_c(
+        "report",
+        &cfg.path,
+        &["--site", "lab", "--period", "lifetime", "--format", "json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Waits until a simulated site has answered `more` requests beyond now.
+pub fn wait_for_requests(site: &bessmon::sim::SimSite, more: u64, what: &str) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let target = site.requests.load(Relaxed) + more;
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while site.requests.load(Relaxed) < target {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out after 30 s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
