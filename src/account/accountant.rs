@@ -37,7 +37,6 @@ pub fn setup_for(site: &SiteSpec) -> SiteSetup {
     s.battery_counters = has(Role::ChargeEnergyTotal) && has(Role::DischargeEnergyTotal);
     s.import_counter = has(Role::GridImportEnergyTotal);
     s.battery_power = has(Role::BatteryPower);
-    s.grid_power = has(Role::GridPower);
     for d in &site.devices {
         for p in &d.profile.points {
             if let Some(r) = p.role.filter(|r| r.is_counter()) {

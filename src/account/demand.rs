@@ -111,6 +111,13 @@ impl Demand {
         if to <= from {
             return;
         }
+        if from.duration_until(to) > self.max_gap
+            && self.start_of(from) != self.start_of(to - SignedDuration::from_nanos(1))
+        {
+            // Nobody knows when it flowed: the windows it spans stay unmeasured.
+            self.advance(to);
+            return;
+        }
         let mut pieces = Vec::new();
         let mut t = from;
         while t < to {
@@ -122,12 +129,14 @@ impl Demand {
             pieces.push((start, t.duration_until(end).as_nanos() as i64));
             t = end;
         }
-        if pieces.len() == 1 || from.duration_until(to) <= self.max_gap {
-            let weights: Vec<i64> = pieces.iter().map(|p| p.1).collect();
-            for ((start, ns), part) in pieces.into_iter().zip(split(mwh, &weights)) {
-                self.add_to(start, flow, part, ns);
-            }
+        let weights: Vec<i64> = pieces.iter().map(|p| p.1).collect();
+        for ((start, ns), part) in pieces.into_iter().zip(split(mwh, &weights)) {
+            self.add_to(start, flow, part, ns);
         }
+        self.advance(to);
+    }
+
+    fn advance(&mut self, to: Timestamp) {
         self.latest = Some(self.latest.map_or(to, |l| l.max(to)));
         self.close_due();
     }

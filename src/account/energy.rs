@@ -41,9 +41,8 @@ pub struct SiteSetup {
     pub max_attribution_gap: SignedDuration,
     pub battery_counters: bool,
     pub import_counter: bool,
-    /// Battery and grid power are measured (they witness the counters).
+    /// Battery power is measured: demand baselines need the battery's flows.
     pub battery_power: bool,
-    pub grid_power: bool,
     /// Which device provides each role, to name it in gap reports.
     pub sources: Vec<(Role, Arc<str>)>,
 }
@@ -63,7 +62,6 @@ impl SiteSetup {
             battery_counters: false,
             import_counter: false,
             battery_power: false,
-            grid_power: false,
             sources: Vec::new(),
         }
     }

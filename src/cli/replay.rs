@@ -48,7 +48,6 @@ pub fn replay_csv(
         && history.columns.has(Role::DischargeEnergyTotal);
     setup.import_counter = history.columns.has(Role::GridImportEnergyTotal);
     setup.battery_power = history.columns.has(Role::BatteryPower);
-    setup.grid_power = history.columns.has(Role::GridPower);
     setup.sources = history
         .columns
         .roles
