@@ -111,6 +111,17 @@ impl Demand {
         if to <= from {
             return;
         }
+        // Most intervals lie in one window: no cutting, no allocation (this runs
+        // for every counter reading, idle ones included).
+        let start = self.start_of(from);
+        if to.as_second() < start + self.window_s
+            || (to.as_second() == start + self.window_s && to.subsec_nanosecond() == 0)
+        {
+            let ns = from.duration_until(to).as_nanos() as i64;
+            self.add_to(start, flow, mwh, ns);
+            self.advance(to);
+            return;
+        }
         if from.duration_until(to) > self.max_gap
             && self.start_of(from) != self.start_of(to - SignedDuration::from_nanos(1))
         {

@@ -39,9 +39,10 @@ pub struct Day {
     /// Gaps in power integration (nothing booked across them).
     pub gaps: u32,
     /// Energy over long intervals that crossed a band boundary or midnight,
-    /// booked on the day the interval ended.
-    #[serde(default, skip_serializing_if = "Unattributed::is_empty")]
-    pub unattributed: Unattributed,
+    /// booked on the day the interval ended. Boxed: most days have none, and
+    /// every site keeps its days in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unattributed: Option<Box<Unattributed>>,
     /// Counter readings further apart than the attribution gap, by
     /// `device/role`, on the day the gap ended.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -73,12 +74,6 @@ pub struct Unattributed {
     /// upper bound (what rated power allows). Counted in the money bounds above.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hidden: Vec<Interval>,
-}
-
-impl Unattributed {
-    pub fn is_empty(&self) -> bool {
-        self.intervals.is_empty() && self.hidden.is_empty()
-    }
 }
 
 /// One interval between two readings whose energy could not be attributed.
@@ -209,7 +204,7 @@ impl Ledger {
         hi: f64,
     ) {
         let day = self.day_mut(to);
-        let u = &mut day.unattributed;
+        let u = day.unattributed.get_or_insert_default();
         let kwh = mwh as f64 / 1e6;
         let (lo_money, hi_money) = (kwh * lo, kwh * hi);
         match kind {
@@ -261,7 +256,7 @@ impl Ledger {
     /// is booked, the money bounds widen by what it could have been worth.
     pub fn note_hidden(&mut self, from: Timestamp, to: Timestamp, kind: Kind, max_mwh: i64) {
         let (lo, hi) = self.price_range(from, to);
-        let u = &mut self.day_mut(to).unattributed;
+        let u = self.day_mut(to).unattributed.get_or_insert_default();
         let most = max_mwh as f64 / 1e6 * hi;
         let mut i = Interval {
             from,
@@ -515,7 +510,7 @@ mod tests {
         let day = &l.days[&jiff::civil::date(2025, 3, 10)];
         assert_eq!(day.bands["valley"].charge_mwh, 750_000_000);
         assert!(!day.bands.contains_key("flat"));
-        let u = &day.unattributed;
+        let u = day.unattributed.as_deref().unwrap();
         assert_eq!((u.charge_mwh, u.discharge_mwh), (250_000_000, 500_000_000));
         assert_eq!(u.intervals.len(), 1, "one interval for both counters");
         assert_eq!(

@@ -254,9 +254,11 @@ pub fn build(
         quarantined += day.quarantined_mwh;
         gaps += day.gaps;
         held_back += day.held_back;
-        un.add(&day.unattributed);
-        intervals.extend(day.unattributed.intervals.iter().map(line));
-        hidden.extend(day.unattributed.hidden.iter().map(line));
+        if let Some(u) = &day.unattributed {
+            un.add(u);
+            intervals.extend(u.intervals.iter().map(line));
+            hidden.extend(u.hidden.iter().map(line));
+        }
         for (key, g) in &day.counter_gaps {
             let (device, counter) = key.split_once('/').unwrap_or(("", key));
             counter_gaps.push(CounterGapLine {
