@@ -287,3 +287,32 @@ fn check_warns_about_an_open_listener_without_a_token() {
         "{stdout}"
     );
 }
+
+#[test]
+fn check_names_bad_attribution_gaps_and_grid_capacities() {
+    let t = "{ type = \"tcp\", host = \"127.0.0.1\", port = 502 }";
+    let body = site_toml("1s", &device_toml("pcs", "bessmon-sim-pcs", 1, "500ms", t)).replacen(
+        "\npoll_interval",
+        "\nmax_attribution_gap = \"100ms\"\ngrid_capacity_kw = -5\npoll_interval",
+        1,
+    );
+    let cfg = TestConfig::new(&body);
+    let out = cli_c("check", &cfg.path, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for (key, msg) in [
+        (
+            "sites[0] (lab).max_attribution_gap",
+            "at least the poll interval",
+        ),
+        (
+            "sites[0] (lab).grid_capacity_kw",
+            "-5 must be a positive number",
+        ),
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(key) && l.contains(msg)),
+            "expected {key} / {msg} in:\n{err}"
+        );
+    }
+}
