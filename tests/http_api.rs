@@ -60,6 +60,17 @@ fn health_api_metrics_and_savings() {
     let r: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(r["period"], "lifetime");
     assert!(r["total"]["savings"].is_number() && r["bands"].is_object());
+    // How sure the figures are travels with them.
+    for key in [
+        "net_savings",
+        "overall_efficiency",
+        "held_back",
+        "quarantined_kwh",
+    ] {
+        assert!(r.get(key).is_some(), "{key} missing: {r}");
+    }
+    assert!(r["unattributed"]["intervals"].is_number(), "{r}");
+    assert!(r["savings_range"][1].is_number(), "{r}");
     assert_eq!(
         get(port, "/api/v1/sites/lab/savings?period=yesterday", None).0,
         400
@@ -88,6 +99,7 @@ fn health_api_metrics_and_savings() {
         "bessmon_requests_total{site=\"lab\",device=\"bms\"}",
         "bessmon_missed_polls_total",
         "bessmon_device_online{site=\"lab\",device=\"pcs\"} 1",
+        "bessmon_net_savings_today{site=\"lab\",currency=\"CNY\"}",
         "bessmon_ready 1",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");

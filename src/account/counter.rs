@@ -488,6 +488,19 @@ mod tests {
         (wh, outs)
     }
 
+    /// The jumps quarantined when confirmed, in mWh.
+    fn quarantined(outs: &[Outcome]) -> Vec<i64> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Outcome::Booked {
+                    note: Some(Note::Quarantined { mwh, .. }),
+                    ..
+                } => Some(*mwh),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn steady_counting_books_every_delta() {
         // 1 MW for 1 s is 277.8 Wh; stay under it.
@@ -602,17 +615,7 @@ mod tests {
         }
         let (wh, outs) = run(&readings);
         assert_eq!(wh, 0);
-        let q: Vec<_> = outs
-            .iter()
-            .filter_map(|o| match o {
-                Outcome::Booked {
-                    note: Some(Note::Quarantined { mwh, .. }),
-                    ..
-                } => Some(*mwh),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(q, vec![100_000_000], "{outs:?}");
+        assert_eq!(quarantined(&outs), vec![100_000_000], "{outs:?}");
         // Energy after the re-base counts again.
         let (wh, _) = run(&[(0, 0), (60, 100_000), (120, 100_000), (180, 100_500)]);
         assert_eq!(wh, 500);
@@ -767,17 +770,7 @@ mod tests {
             (300, 50_100),
         ]);
         assert_eq!(wh, 100, "{outs:?}");
-        let quarantined: i64 = outs
-            .iter()
-            .filter_map(|o| match o {
-                Outcome::Booked {
-                    note: Some(Note::Quarantined { mwh, .. }),
-                    ..
-                } => Some(*mwh),
-                _ => None,
-            })
-            .sum();
-        assert_eq!(quarantined, 50_000_000);
+        assert_eq!(quarantined(&outs), vec![50_000_000], "{outs:?}");
         assert!(outs.iter().any(|o| matches!(
             o,
             Outcome::Booked {

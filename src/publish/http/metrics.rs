@@ -133,38 +133,31 @@ pub fn render(live: &Live, shared: &Shared) -> String {
             );
         }
     }
-    family(
-        &mut o,
-        "bessmon_savings_today",
-        "gauge",
-        "Today's arbitrage savings so far, in the tariff's currency.",
-    );
-    for s in live.sites.values() {
-        if let Some(t) = &s.today {
-            let _ = writeln!(
-                o,
-                "bessmon_savings_today{{site=\"{}\",currency=\"{}\"}} {}",
-                esc(&s.id),
-                esc(&s.currency),
-                t.total.savings
-            );
-        }
-    }
-    family(
-        &mut o,
-        "bessmon_net_savings_today",
-        "gauge",
-        "Today's arbitrage savings less the auxiliaries' energy cost, in the tariff's currency.",
-    );
-    for s in live.sites.values() {
-        if let Some(t) = &s.today {
-            let _ = writeln!(
-                o,
-                "bessmon_net_savings_today{{site=\"{}\",currency=\"{}\"}} {}",
-                esc(&s.id),
-                esc(&s.currency),
-                t.net_savings
-            );
+    type Figure = fn(&crate::account::report::Report) -> f64;
+    let savings: [(&str, &str, Figure); 2] = [
+        (
+            "bessmon_savings_today",
+            "Today's arbitrage savings so far (gross), in the tariff's currency.",
+            |r| r.total.savings,
+        ),
+        (
+            "bessmon_net_savings_today",
+            "Today's arbitrage savings less the auxiliaries' energy cost, in the tariff's currency.",
+            |r| r.net_savings,
+        ),
+    ];
+    for (name, help, figure) in savings {
+        family(&mut o, name, "gauge", help);
+        for s in live.sites.values() {
+            if let Some(t) = &s.today {
+                let _ = writeln!(
+                    o,
+                    "{name}{{site=\"{}\",currency=\"{}\"}} {}",
+                    esc(&s.id),
+                    esc(&s.currency),
+                    figure(t)
+                );
+            }
         }
     }
     if let Some(spool) = &shared.spool {
