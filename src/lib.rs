@@ -16,3 +16,4 @@ pub mod shutdown;
 pub mod sim;
 pub mod spool;
 pub mod timefmt;
+pub mod tls;

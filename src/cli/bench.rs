@@ -406,6 +406,7 @@ async fn stage(
 /// (messages written by every sink so far, entries waiting in the spool) from
 /// the daemon's /metrics; zeros if it cannot be read.
 async fn sink_metrics(http: SocketAddr) -> (f64, f64) {
+    crate::tls::install_provider();
     let Ok(resp) = reqwest::get(format!("http://{http}/metrics")).await else {
         return (0.0, 0.0);
     };

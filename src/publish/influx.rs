@@ -295,6 +295,7 @@ pub struct InfluxSink {
 
 impl InfluxSink {
     pub fn new(settings: Settings, spool: Arc<Spool>) -> Result<Self, String> {
+        crate::tls::install_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
