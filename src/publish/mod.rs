@@ -5,6 +5,7 @@ pub mod event;
 pub mod http;
 pub mod influx;
 pub mod mqtt;
+pub mod mqtt_acks;
 pub mod outbox;
 
 pub use event::Event;

@@ -8,7 +8,7 @@
 //! tail in order (at least once). The session is persistent
 //! (clean_session=false, stable client id = `daemon.instance`), the last will
 //! marks the instance offline, and a retained `online` follows every connect.
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -22,12 +22,14 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::event::Event;
+use super::mqtt_acks::Acks;
 use crate::account::report::Report;
 use crate::acquire::backoff::Backoff;
 use crate::acquire::profile::Role;
 use crate::config::validate::Validated;
 use crate::config::Mqtt;
 use crate::spool::{Record, Spool};
+use crate::timefmt::rfc3339;
 
 /// The spool queue this sink drains.
 pub const SINK: &str = "mqtt";
@@ -115,6 +117,7 @@ impl Settings {
             (None, None) => None,
         };
         let tls = if tls {
+            crate::tls::install_provider();
             let client_auth = match (&m.client_cert_file, &m.client_key_file) {
                 (Some(c), Some(k)) => {
                     Some((read(c, "client_cert_file")?, read(k, "client_key_file")?))
@@ -183,8 +186,6 @@ impl Settings {
         o
     }
 }
-
-use crate::timefmt::rfc3339;
 
 fn summary(r: &Report) -> Value {
     let t = &r.total;
@@ -480,26 +481,24 @@ impl MqttSink {
         stop: &CancellationToken,
         announced: &mut bool,
     ) -> Ended {
-        // Publishes not from the spool are tracked as `None` so PUBACKs stay matched.
-        let mut sent: VecDeque<Option<u64>> = VecDeque::new();
-        let mut inflight: HashMap<u16, Option<u64>> = HashMap::new();
-        let mut acks: Vec<u64> = Vec::new();
-        let direct = |topic: String, payload: String, sent: &mut VecDeque<Option<u64>>| {
-            sent.push_back(None);
-            client
-                .try_publish(topic, QoS::AtLeastOnce, true, payload)
-                .is_ok()
+        let mut acks = Acks::default();
+        let direct = |topic: String, payload: String, acks: &mut Acks| {
+            acks.publish(None, || {
+                client
+                    .try_publish(topic, QoS::AtLeastOnce, true, payload)
+                    .is_ok()
+            })
         };
-        direct(self.settings.status_topic(), "online".into(), &mut sent);
+        direct(self.settings.status_topic(), "online".into(), &mut acks);
         if !*announced {
             let dir = &self.settings.state_dir;
             for stale in load_registry(dir).difference(&self.topics) {
                 // An empty retained payload deletes the retained message.
-                direct(stale.clone(), String::new(), &mut sent);
+                direct(stale.clone(), String::new(), &mut acks);
                 tracing::info!("mqtt: cleared retained {stale} (no longer configured)");
             }
             for (topic, payload) in &self.discovery {
-                direct(topic.clone(), payload.clone(), &mut sent);
+                direct(topic.clone(), payload.clone(), &mut acks);
             }
             save_registry(dir, &self.topics);
             *announced = true;
@@ -515,7 +514,7 @@ impl MqttSink {
             if stopping.is_none() && stop.is_cancelled() {
                 stopping = Some(tokio::time::Instant::now() + Duration::from_secs(2));
             }
-            let room = WINDOW.saturating_sub(sent.len() + inflight.len());
+            let room = WINDOW.saturating_sub(acks.pending());
             // Without `more`, every PUBACK would cost a redb read transaction even
             // when the spool holds nothing new. (Waiting for a quarter of the window
             // to free up instead cut the catch-up rate by three quarters.)
@@ -525,15 +524,14 @@ impl MqttSink {
                     Ok(b) => {
                         more = b.len() == room;
                         for (seq, r) in b {
-                            let topic = r.key;
-                            if client
-                                .try_publish(topic, self.settings.qos, true, r.payload)
-                                .is_err()
-                            {
+                            let qos = self.settings.qos;
+                            let accepted = acks.publish(Some(seq), || {
+                                client.try_publish(r.key, qos, true, r.payload).is_ok()
+                            });
+                            if !accepted {
                                 more = true;
                                 break;
                             }
-                            sent.push_back(Some(seq));
                             next = seq + 1;
                         }
                     }
@@ -541,9 +539,9 @@ impl MqttSink {
                 }
             }
             if let Some(deadline) = stopping {
-                let idle = sent.is_empty() && inflight.is_empty() && !more;
+                let idle = acks.pending() == 0 && !more;
                 if idle || tokio::time::Instant::now() >= deadline {
-                    self.commit_acks(&mut acks);
+                    self.commit_acks(&mut acks.done);
                     let _ = client.try_publish(
                         self.settings.status_topic(),
                         QoS::AtLeastOnce,
@@ -566,33 +564,17 @@ impl MqttSink {
             }
             tokio::select! {
                 ev = el.poll() => match ev {
-                    Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => {
-                        if let Some(seq) = sent.pop_front() {
-                            if pkid == 0 {
-                                acks.extend(seq); // QoS 0: nothing to wait for
-                            } else {
-                                inflight.insert(pkid, seq);
-                            }
-                        }
-                    }
-                    Ok(MqttEvent::Incoming(Packet::PubAck(a))) => {
-                        if let Some(Some(seq)) = inflight.remove(&a.pkid) {
-                            acks.push(seq);
-                        }
-                    }
-                    Ok(MqttEvent::Incoming(Packet::PubComp(c))) => {
-                        if let Some(Some(seq)) = inflight.remove(&c.pkid) {
-                            acks.push(seq);
-                        }
-                    }
+                    Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => acks.sent(pkid),
+                    Ok(MqttEvent::Incoming(Packet::PubAck(a))) => acks.confirmed(a.pkid),
+                    Ok(MqttEvent::Incoming(Packet::PubComp(c))) => acks.confirmed(c.pkid),
                     Ok(_) => {}
                     Err(e) => {
-                        self.commit_acks(&mut acks);
+                        self.commit_acks(&mut acks.done);
                         return Ended::Lost(e.to_string());
                     }
                 },
                 _ = notify.notified(), if !more => more = true,
-                _ = flush.tick() => self.commit_acks(&mut acks),
+                _ = flush.tick() => self.commit_acks(&mut acks.done),
                 _ = stop.cancelled(), if stopping.is_none() => {}
             }
         }
