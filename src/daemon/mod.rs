@@ -143,6 +143,7 @@ pub async fn run(
         .collect(),
         influx: influx_stats,
         mqtt: mqtt_stats,
+        clock: clock.clone(),
     };
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(listener, shared, http_stop.clone()));
@@ -252,7 +253,11 @@ fn flush(outbox: &mut Outbox, spool: Option<&Spool>) {
     let Some(spool) = spool else { return };
     let n = outbox.len();
     if let Err(e) = tokio::task::block_in_place(|| outbox.flush(spool)) {
-        tracing::error!("cannot write {n} messages to the spool (kept in memory, retrying): {e}");
+        tracing::error!(
+            "cannot write {n} messages to the spool (kept in memory up to {} MiB, retrying; {} oldest dropped so far): {e}",
+            crate::publish::outbox::MAX_PENDING_BYTES >> 20,
+            outbox.dropped
+        );
     }
 }
 

@@ -1,5 +1,11 @@
 //! Events shaped for each enabled sink and written to the spool in batches
 //! (one transaction per batch, not per message).
+//!
+//! While the spool cannot be written (a full or failing disk) records wait
+//! here, but only up to a bound: past it the oldest are dropped and counted,
+//! so a disk that stays broken costs bounded memory instead of the process.
+use std::collections::VecDeque;
+
 use super::event::Event;
 use super::{influx, mqtt};
 use crate::spool::{Record, Spool, SpoolError};
@@ -10,17 +16,45 @@ pub enum Sink {
     Influx,
 }
 
+/// What may wait in memory for the spool.
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
+
 #[derive(Debug, Default)]
 pub struct Outbox {
     sinks: Vec<Sink>,
-    pending: Vec<(&'static str, Record)>,
+    pending: VecDeque<(&'static str, Record)>,
+    pending_bytes: usize,
+    max_bytes: usize,
+    /// Records dropped because the spool could not take them in time.
+    pub dropped: u64,
+}
+
+fn size(r: &Record) -> usize {
+    r.key.len() + r.payload.len() + std::mem::size_of::<(&str, Record)>()
 }
 
 impl Outbox {
     pub fn new(sinks: Vec<Sink>) -> Self {
+        Self::with_bound(sinks, MAX_PENDING_BYTES)
+    }
+
+    pub fn with_bound(sinks: Vec<Sink>, max_bytes: usize) -> Self {
         Outbox {
             sinks,
-            pending: Vec::new(),
+            max_bytes,
+            ..Outbox::default()
+        }
+    }
+
+    fn add(&mut self, sink: &'static str, r: Record) {
+        self.pending_bytes += size(&r);
+        self.pending.push_back((sink, r));
+        while self.pending_bytes > self.max_bytes {
+            let Some((_, old)) = self.pending.pop_front() else {
+                break;
+            };
+            self.pending_bytes -= size(&old);
+            self.dropped += 1;
         }
     }
 
@@ -37,19 +71,18 @@ impl Outbox {
     }
 
     pub fn push(&mut self, e: &Event) {
-        for s in &self.sinks {
-            match s {
-                Sink::Mqtt { prefix } => {
-                    if let Some(r) = mqtt::encode(prefix, e) {
-                        self.pending.push((mqtt::SINK, r));
-                    }
-                }
-                Sink::Influx => {
-                    if let Some(r) = influx::encode(e) {
-                        self.pending.push((influx::SINK, r));
-                    }
-                }
-            }
+        // One slot per sink kind (a config has at most one of each); no
+        // allocation on this path, which runs for every event.
+        debug_assert!(self.sinks.len() <= 2);
+        let mut records = [None, None];
+        for (slot, s) in records.iter_mut().zip(&self.sinks) {
+            *slot = match s {
+                Sink::Mqtt { prefix } => mqtt::encode(prefix, e).map(|r| (mqtt::SINK, r)),
+                Sink::Influx => influx::encode(e).map(|r| (influx::SINK, r)),
+            };
+        }
+        for (sink, r) in records.into_iter().flatten() {
+            self.add(sink, r);
         }
     }
 
@@ -62,6 +95,41 @@ impl Outbox {
             self.pending.iter().map(|(s, r)| (*s, r.clone())).collect();
         spool.append(&batch)?;
         self.pending.clear();
+        self.pending_bytes = 0;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(n: u64) -> Event {
+        Event::DeviceState {
+            site: "s".into(),
+            device: "d".into(),
+            at: jiff::Timestamp::from_second(1_700_000_000 + n as i64).unwrap(),
+            seq: n,
+            values: vec![("p".into(), 1.5)],
+            invalid: vec![],
+        }
+    }
+
+    #[test]
+    fn memory_waiting_for_a_broken_spool_is_bounded_and_drops_are_counted() {
+        let mut o = Outbox::with_bound(
+            vec![Sink::Mqtt { prefix: "b".into() }, Sink::Influx],
+            20_000,
+        );
+        for n in 0..10_000 {
+            o.push(&state(n));
+        }
+        assert!(o.pending_bytes <= 20_000, "{} bytes held", o.pending_bytes);
+        let kept = o.len() as u64;
+        assert!(kept > 10, "it keeps what fits: {kept}");
+        assert_eq!(kept + o.dropped, 20_000, "every record is kept or counted");
+        // The newest are the ones kept.
+        let newest = &o.pending.back().unwrap().1;
+        assert_eq!(newest.at_ms, (1_700_000_000 + 9_999) * 1000);
     }
 }

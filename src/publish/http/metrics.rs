@@ -161,7 +161,7 @@ pub fn render(live: &Live, shared: &Shared) -> String {
         }
     }
     if let Some(spool) = &shared.spool {
-        let now = jiff::Timestamp::now().as_millisecond();
+        let now = shared.clock.now().as_millisecond();
         family(
             &mut o,
             "bessmon_spool_entries",
@@ -290,4 +290,47 @@ pub fn render(live: &Live, shared: &Shared) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::spool::{Limits, Record, Spool};
+    use std::sync::{Arc, RwLock};
+
+    #[test]
+    fn the_spool_age_is_measured_on_the_daemons_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            max_bytes: 1 << 20,
+            max_age: std::time::Duration::from_secs(86_400),
+        };
+        let spool = Arc::new(Spool::open(dir.path(), limits).unwrap());
+        // A simulated day far from the wall clock, as `demo --speed` runs.
+        let t0: jiff::Timestamp = "2025-03-10T04:00:00Z".parse().unwrap();
+        let record = Record {
+            at_ms: t0.as_millisecond(),
+            key: "k".into(),
+            payload: b"p".to_vec(),
+        };
+        spool.append(&[("mqtt", record)]).unwrap();
+        let clock = Arc::new(ManualClock::new(t0 + jiff::SignedDuration::from_secs(30)));
+        let (asks, _rx) = tokio::sync::mpsc::channel(1);
+        let shared = Shared {
+            live: Arc::new(RwLock::new(Live::default())),
+            token: None,
+            asks,
+            spool: Some(spool),
+            sinks: vec!["mqtt"],
+            influx: None,
+            mqtt: None,
+            clock,
+        };
+        let text = render(&Live::default(), &shared);
+        assert!(
+            text.contains("bessmon_spool_oldest_age_seconds{sink=\"mqtt\"} 30\n"),
+            "{text}"
+        );
+    }
 }

@@ -49,6 +49,9 @@ pub struct Shared {
     pub sinks: Vec<&'static str>,
     pub influx: Option<Arc<InfluxStats>>,
     pub mqtt: Option<Arc<MqttStats>>,
+    /// The daemon's clock: spooled messages carry its time, so their age is
+    /// measured on it (under `demo --speed` it runs fast).
+    pub clock: crate::clock::SharedClock,
 }
 
 fn read(live: &RwLock<Live>) -> std::sync::RwLockReadGuard<'_, Live> {
