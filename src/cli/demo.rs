@@ -138,6 +138,15 @@ pub async fn run(a: Args) -> Outcome {
                 "\n[[sites]]",
                 &sinks_toml(a.mqtt.as_deref(), a.influxdb.as_deref()),
                 1,
+            )
+            // Polls are a real second apart, readings `speed` simulated seconds:
+            // the attribution gap is three polls of simulated time.
+            .replace(
+                "\npoll_interval = \"1s\"\n",
+                &format!(
+                    "\npoll_interval = \"1s\"\nmax_attribution_gap = \"{}ms\"\n",
+                    (3000.0 * a.speed).max(60_000.0).round() as u64
+                ),
             ),
     };
     let cfg = load(&source).map_err(|e| Failure::runtime(format!("demo config: {e}")))?;
