@@ -8,11 +8,11 @@ use jiff::SignedDuration;
 
 use super::energy::{Observation, Reading, SiteAccount, SiteSetup};
 use super::report::{Period, Report};
+use super::site::SiteSpec;
 use super::store::{Store, StoreError};
 use crate::acquire::decode::{scale_factor_of, Value};
 use crate::acquire::profile::{Role, Sign};
 use crate::acquire::Sample;
-use crate::config::validate::{SiteSpec, Validated};
 use crate::log_throttle::LogThrottle;
 
 /// Accounting's view of a configured site.
@@ -113,10 +113,13 @@ pub struct Accountant {
 
 impl Accountant {
     /// Opens the store and resumes each site from what it last committed.
-    pub fn open(v: &Validated) -> Result<Accountant, StoreError> {
-        let store = Store::open(&v.config.daemon.state_dir)?;
+    pub fn open(
+        configured: &[SiteSpec],
+        state_dir: &std::path::Path,
+    ) -> Result<Accountant, StoreError> {
+        let store = Store::open(state_dir)?;
         let mut sites = HashMap::new();
-        for s in &v.sites {
+        for s in configured {
             let loaded = store.load(&s.id)?;
             let resumed = loaded.state.is_some();
             let account = SiteAccount::new(
@@ -126,11 +129,7 @@ impl Accountant {
                 loaded.months,
             );
             if resumed {
-                tracing::info!(
-                    "site {}: ledger resumed from {}",
-                    s.id,
-                    v.config.daemon.state_dir.display()
-                );
+                tracing::info!("site {}: ledger resumed from {}", s.id, state_dir.display());
             }
             sites.insert(s.id.clone(), account);
         }

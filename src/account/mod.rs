@@ -10,5 +10,6 @@ pub mod integrate;
 pub mod ledger;
 pub mod replay;
 pub mod report;
+pub mod site;
 pub mod store;
 pub mod tariff;

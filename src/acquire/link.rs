@@ -18,10 +18,10 @@ use super::backoff::Backoff;
 use super::decode::{decode_reply, Decoded};
 use super::sample::{DeviceRef, ErrorKind, PollError, Reading, Sample};
 use super::transport::{self, exception_text, CallError};
+use crate::acquire::spec::DeviceSpec;
+use crate::acquire::spec::Transport;
 use crate::clock::SharedClock;
-use crate::config::duration::parse_duration;
-use crate::config::validate::DeviceSpec;
-use crate::config::Transport;
+use crate::duration::parse_duration;
 
 /// A device that keeps failing is polled at most this rarely.
 const MAX_DEVICE_BACKOFF: Duration = Duration::from_secs(60);

@@ -7,6 +7,7 @@ pub mod link;
 pub mod planner;
 pub mod profile;
 pub mod sample;
+pub mod spec;
 pub mod transport;
 
 use std::collections::BTreeMap;
@@ -16,8 +17,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::acquire::spec::DeviceSpec;
 use crate::clock::SharedClock;
-use crate::config::validate::DeviceSpec;
 pub use link::Link;
 pub use sample::Sample;
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::planner::{self, Plan};
-use crate::config::duration::parse_duration;
-use crate::config::ValidationError;
+use crate::duration::parse_duration;
+use crate::validation::ValidationError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -13,7 +13,7 @@ use tokio_modbus::{ExceptionCode, Slave};
 use super::decode::Reply;
 use super::planner::Request;
 use super::profile::Table;
-use crate::config::Transport;
+use crate::acquire::spec::Transport;
 
 pub async fn connect(t: &Transport, timeout: Duration) -> io::Result<Context> {
     let fut = async {

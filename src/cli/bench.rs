@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::{Failure, Outcome};
 use crate::acquire;
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::duration::parse_duration;
 use crate::config::validate::validate;
 use crate::config::{load, ConfigSource};
+use crate::duration::parse_duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

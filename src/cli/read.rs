@@ -8,8 +8,8 @@ use super::{load_config, Failure, Outcome};
 use crate::acquire::decode::{decode_reply, Decoded, Reply};
 use crate::acquire::profile::{Profile, ProfileCatalog};
 use crate::acquire::transport::{self, exception_text, CallError};
-use crate::config::duration::parse_duration;
 use crate::config::Transport;
+use crate::duration::parse_duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

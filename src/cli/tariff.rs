@@ -25,7 +25,7 @@ pub enum What {
 }
 
 pub fn load(file: &std::path::Path) -> Result<Arc<Tariff>, Failure> {
-    let errs = |e: Vec<crate::config::ValidationError>| Failure {
+    let errs = |e: Vec<crate::validation::ValidationError>| Failure {
         code: 1,
         lines: e.iter().map(|x| x.to_string()).collect(),
     };

@@ -4,7 +4,6 @@
 //!
 //! Durations and sizes stay strings here: serde would stop at the first bad one,
 //! while validation names every bad key.
-pub mod duration;
 pub mod load;
 pub mod shard;
 pub mod validate;
@@ -13,8 +12,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use crate::acquire::spec::Transport;
+pub use crate::validation::ValidationError;
 pub use load::{load, ConfigSource};
-pub use validate::{Validated, ValidationError};
+pub use validate::Validated;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -224,68 +225,4 @@ pub struct Device {
 
 fn default_timeout() -> String {
     "1s".into()
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Transport {
-    Tcp {
-        host: String,
-        #[serde(default = "default_port")]
-        port: u16,
-        #[serde(default)]
-        close_after_poll: bool,
-        /// Extra gap between requests on this connection (gateways that need pacing).
-        #[serde(default)]
-        pause: Option<String>,
-    },
-    RtuOverTcp {
-        host: String,
-        #[serde(default = "default_port")]
-        port: u16,
-        #[serde(default)]
-        close_after_poll: bool,
-        #[serde(default)]
-        pause: Option<String>,
-    },
-    Rtu {
-        path: String,
-        #[serde(default = "default_baud")]
-        baud: u32,
-        #[serde(default = "default_parity")]
-        parity: String,
-        #[serde(default = "default_stop_bits")]
-        stop_bits: u8,
-        #[serde(default = "default_data_bits")]
-        data_bits: u8,
-        #[serde(default)]
-        pause: Option<String>,
-    },
-}
-
-fn default_port() -> u16 {
-    502
-}
-fn default_baud() -> u32 {
-    9600
-}
-fn default_parity() -> String {
-    "none".into()
-}
-fn default_stop_bits() -> u8 {
-    1
-}
-fn default_data_bits() -> u8 {
-    8
-}
-
-impl Transport {
-    /// Devices whose transports have the same key share one connection.
-    pub fn key(&self) -> String {
-        match self {
-            Transport::Tcp { host, port, .. } => format!("tcp://{host}:{port}"),
-            Transport::RtuOverTcp { host, port, .. } => format!("rtu-over-tcp://{host}:{port}"),
-            Transport::Rtu { path, .. } => format!("rtu://{path}"),
-        }
-    }
 }

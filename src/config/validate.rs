@@ -2,69 +2,18 @@
 //! Every problem is collected, each naming the file and the key, so one
 //! `bessmon check` shows them all.
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::duration::{parse_bytes, parse_duration};
-use super::{Config, Transport};
+use super::Config;
+pub use crate::account::site::SiteSpec;
 use crate::account::tariff::{Tariff, TariffCatalog};
 use crate::acquire::profile::{Profile, ProfileCatalog, Role};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidationError {
-    pub file: PathBuf,
-    pub key: String,
-    pub message: String,
-}
-
-impl ValidationError {
-    pub fn new(file: &Path, key: &str, message: impl Into<String>) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            key: key.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ValidationError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct DeviceSpec {
-    pub site: Arc<str>,
-    pub id: Arc<str>,
-    pub unit: u8,
-    pub profile: Arc<Profile>,
-    pub transport: Transport,
-    pub timeout: Duration,
-    pub poll_interval: Duration,
-    pub slow_every: u32,
-}
-
-#[derive(Debug)]
-pub struct SiteSpec {
-    pub id: Arc<str>,
-    pub name: String,
-    pub tariff: Arc<Tariff>,
-    pub max_grid_kw: f64,
-    pub grid_capacity_kw: Option<f64>,
-    pub max_attribution_gap: Duration,
-    pub capacity_kwh: f64,
-    pub rated_power_kw: f64,
-    pub poll_interval: Duration,
-    pub devices: Vec<Arc<DeviceSpec>>,
-}
+pub use crate::acquire::spec::{DeviceSpec, Transport};
+use crate::duration::{parse_bytes, parse_duration};
+use crate::validation::ValidationError;
 
 /// A config that passed every check.
 #[derive(Debug)]

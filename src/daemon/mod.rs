@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::account::accountant::Accountant;
 use crate::acquire::{self, Sample};
 use crate::clock::SharedClock;
-use crate::config::duration::parse_duration;
 use crate::config::validate::Validated;
+use crate::duration::parse_duration;
 use crate::publish::http::{self, Live};
 use crate::publish::influx;
 use crate::publish::mqtt::{MqttSink, Settings};
@@ -55,7 +55,8 @@ pub async fn run(
     cancel: CancellationToken,
     opts: Options,
 ) -> Result<(), DaemonError> {
-    let mut books = tokio::task::block_in_place(|| Accountant::open(v))?;
+    let mut books =
+        tokio::task::block_in_place(|| Accountant::open(&v.sites, &v.config.daemon.state_dir))?;
     let daemon = &v.config.daemon;
     let mut outbox_sinks = Vec::new();
     let mut sinks = JoinSet::new();

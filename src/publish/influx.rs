@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::Event;
 use crate::acquire::backoff::Backoff;
-use crate::config::duration::parse_duration;
 use crate::config::Influx;
+use crate::duration::parse_duration;
 use crate::spool::{Record, Spool};
 
 pub const SINK: &str = "influxdb";

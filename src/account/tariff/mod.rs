@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 pub use lookup::{Cursor, Segment};
 
-use crate::config::duration::parse_duration;
-use crate::config::ValidationError;
+use crate::duration::parse_duration;
+use crate::validation::ValidationError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

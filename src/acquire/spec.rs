@@ -1,0 +1,85 @@
+//! What acquisition is told about a device: how to reach it (the transport, as
+//! the config file writes it) and what to read (its profile), with its timing
+//! already validated. Config builds these; acquisition never reads config.
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::profile::Profile;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Transport {
+    Tcp {
+        host: String,
+        #[serde(default = "default_port")]
+        port: u16,
+        #[serde(default)]
+        close_after_poll: bool,
+        /// Extra gap between requests on this connection (gateways that need pacing).
+        #[serde(default)]
+        pause: Option<String>,
+    },
+    RtuOverTcp {
+        host: String,
+        #[serde(default = "default_port")]
+        port: u16,
+        #[serde(default)]
+        close_after_poll: bool,
+        #[serde(default)]
+        pause: Option<String>,
+    },
+    Rtu {
+        path: String,
+        #[serde(default = "default_baud")]
+        baud: u32,
+        #[serde(default = "default_parity")]
+        parity: String,
+        #[serde(default = "default_stop_bits")]
+        stop_bits: u8,
+        #[serde(default = "default_data_bits")]
+        data_bits: u8,
+        #[serde(default)]
+        pause: Option<String>,
+    },
+}
+
+fn default_port() -> u16 {
+    502
+}
+fn default_baud() -> u32 {
+    9600
+}
+fn default_parity() -> String {
+    "none".into()
+}
+fn default_stop_bits() -> u8 {
+    1
+}
+fn default_data_bits() -> u8 {
+    8
+}
+
+impl Transport {
+    /// Devices whose transports have the same key share one connection.
+    pub fn key(&self) -> String {
+        match self {
+            Transport::Tcp { host, port, .. } => format!("tcp://{host}:{port}"),
+            Transport::RtuOverTcp { host, port, .. } => format!("rtu-over-tcp://{host}:{port}"),
+            Transport::Rtu { path, .. } => format!("rtu://{path}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DeviceSpec {
+    pub site: Arc<str>,
+    pub id: Arc<str>,
+    pub unit: u8,
+    pub profile: Arc<Profile>,
+    pub transport: Transport,
+    pub timeout: Duration,
+    pub poll_interval: Duration,
+    pub slow_every: u32,
+}
