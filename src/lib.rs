@@ -5,6 +5,7 @@
 //! reads config files and [`clock`] the one place that reads the time.
 pub mod account;
 pub mod acquire;
+pub mod backoff;
 pub mod bundled;
 pub mod cli;
 pub mod clock;
@@ -13,6 +14,7 @@ pub mod daemon;
 pub mod duration;
 pub mod log_throttle;
 pub mod publish;
+pub mod role;
 pub mod shutdown;
 pub mod sim;
 pub mod spool;

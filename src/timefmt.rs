@@ -15,6 +15,16 @@ pub fn local(t: Timestamp, tz: &TimeZone) -> String {
         .to_string()
 }
 
+/// A local wall-clock time of day, `HH:MM`, for log lines about bands.
+pub fn local_hm(t: Timestamp, tz: &TimeZone) -> String {
+    t.to_zoned(tz.clone()).strftime("%H:%M").to_string()
+}
+
+/// A compact UTC stamp that sorts and is safe in file names.
+pub fn file_stamp(t: Timestamp) -> String {
+    t.strftime("%Y%m%dT%H%M%S%.3fZ").to_string()
+}
+
 /// A duration for people: `45 s`, `12 min`, `5 h 30 min`, `3 d 4 h`.
 pub fn span(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
@@ -42,6 +52,8 @@ mod tests {
         assert_eq!(rfc3339(t), "2025-03-10T04:00:00.500Z");
         let tz = TimeZone::get("Asia/Shanghai").unwrap();
         assert_eq!(local(t, &tz), "2025-03-10T12:00:00+08:00");
+        assert_eq!(local_hm(t, &tz), "12:00");
+        assert_eq!(file_stamp(t), "20250310T040000.500Z");
         assert_eq!(span(45.0), "45 s");
         assert_eq!(span(5.0 * 3600.0), "5 h");
         assert_eq!(span(5.5 * 3600.0), "5 h 30 min");

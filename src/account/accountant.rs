@@ -10,10 +10,10 @@ use super::energy::{Observation, Reading, SiteAccount, SiteSetup};
 use super::report::{Period, Report};
 use super::site::SiteSpec;
 use super::store::{Store, StoreError};
-use crate::acquire::decode::{scale_factor_of, Value};
-use crate::acquire::profile::{Role, Sign};
+use crate::acquire::decode::scale_factor_of;
 use crate::acquire::Sample;
 use crate::log_throttle::LogThrottle;
+use crate::role::Role;
 
 /// Accounting's view of a configured site.
 pub fn setup_for(site: &SiteSpec) -> SiteSetup {
@@ -79,13 +79,9 @@ pub fn observations(s: &Sample, out: &mut Vec<Observation>) {
                 mwh_per_raw: p.scale * 10f64.powi(exponent) * 1e6,
             }
         } else {
-            let v = reading.filter(|r| r.valid).and_then(|r| match r.value {
-                Value::Num(v) => Some(v),
-                Value::Bool(b) => Some(b as u8 as f64),
-                Value::Text(_) => None,
-            });
-            let v = if role == Role::BatteryPower && p.sign == Sign::ChargePositive {
-                v.map(|x| -x)
+            let v = reading.filter(|r| r.valid).and_then(|r| r.value.as_f64());
+            let v = if role == Role::BatteryPower {
+                v.map(|x| p.sign.discharge_positive(x))
             } else {
                 v
             };
@@ -175,7 +171,7 @@ impl Accountant {
                     t.bands[seg.band as usize],
                     seg.price,
                     t.currency,
-                    until.to_zoned(t.tz.clone()).strftime("%H:%M"),
+                    crate::timefmt::local_hm(until, &t.tz),
                     r.total.charge_kwh,
                     r.total.discharge_kwh,
                     r.net_savings,

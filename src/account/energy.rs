@@ -18,7 +18,7 @@ use super::demand::{self, Demand, Month, MonthPeak, Window};
 use super::integrate::{self, Integrator};
 use super::ledger::{Day, Kind, Ledger};
 use super::tariff::Tariff;
-use crate::acquire::profile::Role;
+use crate::role::Role;
 
 /// Grid power beyond this (1 GW) is garbage on any C&I connection.
 const GRID_SANITY_KW: f64 = 1e6;

@@ -14,7 +14,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use super::energy::{Observation, Reading};
-use crate::acquire::profile::Role;
+use crate::role::Role;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: line {line}: {message}")]

@@ -14,12 +14,12 @@ use tokio::time::{sleep_until, Instant};
 use tokio_modbus::client::{Client, Context};
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
 use super::decode::{decode_reply, Decoded};
 use super::sample::{DeviceRef, ErrorKind, PollError, Reading, Sample};
 use super::transport::{self, exception_text, CallError};
 use crate::acquire::spec::DeviceSpec;
 use crate::acquire::spec::Transport;
+use crate::backoff::Backoff;
 use crate::clock::SharedClock;
 use crate::duration::parse_duration;
 

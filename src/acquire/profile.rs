@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::planner::{self, Plan};
 use crate::duration::parse_duration;
+pub use crate::role::{Role, Sign};
 use crate::validation::ValidationError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -112,106 +113,6 @@ impl Order {
     pub fn bytes_swapped(self) -> bool {
         matches!(self, Order::BADC | Order::DCBA)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    BatteryPower,
-    ChargeEnergyTotal,
-    DischargeEnergyTotal,
-    Soc,
-    Soh,
-    GridPower,
-    GridImportEnergyTotal,
-    GridExportEnergyTotal,
-    SiteLoadPower,
-    AuxEnergyTotal,
-    CellVoltageMax,
-    CellVoltageMin,
-    CellTempMax,
-    CellTempMin,
-    Status,
-    Alarm,
-}
-
-impl Role {
-    pub const ALL: [Role; 16] = [
-        Role::BatteryPower,
-        Role::ChargeEnergyTotal,
-        Role::DischargeEnergyTotal,
-        Role::Soc,
-        Role::Soh,
-        Role::GridPower,
-        Role::GridImportEnergyTotal,
-        Role::GridExportEnergyTotal,
-        Role::SiteLoadPower,
-        Role::AuxEnergyTotal,
-        Role::CellVoltageMax,
-        Role::CellVoltageMin,
-        Role::CellTempMax,
-        Role::CellTempMin,
-        Role::Status,
-        Role::Alarm,
-    ];
-
-    /// The snake_case name used in profiles, CSV headers and payloads.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::BatteryPower => "battery_power",
-            Role::ChargeEnergyTotal => "charge_energy_total",
-            Role::DischargeEnergyTotal => "discharge_energy_total",
-            Role::Soc => "soc",
-            Role::Soh => "soh",
-            Role::GridPower => "grid_power",
-            Role::GridImportEnergyTotal => "grid_import_energy_total",
-            Role::GridExportEnergyTotal => "grid_export_energy_total",
-            Role::SiteLoadPower => "site_load_power",
-            Role::AuxEnergyTotal => "aux_energy_total",
-            Role::CellVoltageMax => "cell_voltage_max",
-            Role::CellVoltageMin => "cell_voltage_min",
-            Role::CellTempMax => "cell_temp_max",
-            Role::CellTempMin => "cell_temp_min",
-            Role::Status => "status",
-            Role::Alarm => "alarm",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.name() == s)
-    }
-
-    /// Roles that describe the site as a whole, so one device must provide each;
-    /// status, alarms and cell extremes belong to each device.
-    pub fn is_site_quantity(self) -> bool {
-        !matches!(
-            self,
-            Role::Status
-                | Role::Alarm
-                | Role::CellVoltageMax
-                | Role::CellVoltageMin
-                | Role::CellTempMax
-                | Role::CellTempMin
-        )
-    }
-
-    pub fn is_counter(self) -> bool {
-        matches!(
-            self,
-            Role::ChargeEnergyTotal
-                | Role::DischargeEnergyTotal
-                | Role::GridImportEnergyTotal
-                | Role::GridExportEnergyTotal
-                | Role::AuxEnergyTotal
-        )
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sign {
-    DischargePositive,
-    ChargePositive,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize)]

@@ -132,7 +132,7 @@ pub fn run(a: Args) -> Outcome {
 fn replay(seconds: u64) {
     use crate::account::energy::{Observation, Reading, SiteAccount, SiteSetup};
     use crate::account::tariff::TariffCatalog;
-    use crate::acquire::profile::Role;
+    use crate::role::Role;
     use jiff::SignedDuration;
     let tariff = TariffCatalog::new(&[])
         .load("cn-chongqing-ci-2025-02")

@@ -10,7 +10,7 @@ use crate::account::accountant::setup_for;
 use crate::account::energy::{SiteAccount, SiteSetup};
 use crate::account::replay::CsvHistory;
 use crate::account::report::{Period, Report};
-use crate::acquire::profile::Role;
+use crate::role::Role;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

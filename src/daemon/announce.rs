@@ -7,7 +7,6 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::account::accountant::Accountant;
-use crate::acquire::decode::Value;
 use crate::acquire::Sample;
 use crate::publish::Event;
 
@@ -59,11 +58,7 @@ impl Announcer {
                 .readings
                 .iter()
                 .filter_map(|r| {
-                    let v = match r.value {
-                        Value::Num(v) => v,
-                        Value::Bool(b) => b as u8 as f64,
-                        Value::Text(_) => return None,
-                    };
+                    let v = r.value.as_f64()?;
                     Some((profile.points[r.point].name.clone(), v))
                 })
                 .collect();

@@ -67,7 +67,7 @@ impl Availability {
                 "{}/{} @ {}: {}",
                 key.0,
                 key.1,
-                s.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                crate::timefmt::rfc3339(s.at),
                 values.join(" ")
             );
         }

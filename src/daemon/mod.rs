@@ -276,7 +276,7 @@ fn update_live(l: &mut Live, e: &Event) {
                 s.tariff = Some(http::live::Tariff {
                     band: band.clone(),
                     price: *price,
-                    until: until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    until: crate::timefmt::rfc3339(*until),
                 });
             }
         }

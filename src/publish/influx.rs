@@ -21,7 +21,7 @@ use influxdb_line_protocol::LineProtocolBuilder;
 use tokio_util::sync::CancellationToken;
 
 use super::event::Event;
-use crate::acquire::backoff::Backoff;
+use crate::backoff::Backoff;
 use crate::config::Influx;
 use crate::duration::parse_duration;
 use crate::spool::{Record, Spool};
@@ -523,7 +523,7 @@ impl InfluxSink {
         let dir = &self.settings.dead_letter_dir;
         let path = dir.join(format!(
             "{}.lp",
-            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ")
+            crate::timefmt::file_stamp(jiff::Timestamp::now())
         ));
         let mut content = format!(
             "# rejected by {}\n# {}\n",

@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 use super::event::Event;
 use super::mqtt_acks::Acks;
 use crate::account::report::Report;
-use crate::acquire::backoff::Backoff;
-use crate::acquire::profile::Role;
+use crate::backoff::Backoff;
 use crate::config::validate::Validated;
 use crate::config::Mqtt;
+use crate::role::Role;
 use crate::spool::{Record, Spool};
 use crate::timefmt::rfc3339;
 

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::account::report::Report;
-use crate::acquire::decode::Value;
-use crate::acquire::profile::Role;
 use crate::acquire::sample::ErrorKind;
 use crate::acquire::Sample;
 use crate::config::validate::Validated;
+use crate::role::Role;
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct DeviceLive {
@@ -140,7 +139,7 @@ impl Live {
         };
         let d = sl.devices.entry(device).or_default();
         d.online = s.online;
-        d.last_poll = Some(s.at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        d.last_poll = Some(crate::timefmt::rfc3339(s.at));
         d.poll_ms = secs * 1000.0;
         d.errors = s.errors.iter().map(|e| e.to_string()).collect();
         if s.online {
@@ -149,11 +148,7 @@ impl Live {
             d.invalid.clear();
             for r in &s.readings {
                 let p = &profile.points[r.point];
-                let v = match r.value {
-                    Value::Num(v) => v,
-                    Value::Bool(b) => b as u8 as f64,
-                    Value::Text(_) => continue,
-                };
+                let Some(v) = r.value.as_f64() else { continue };
                 match d.values.get_mut(&*p.name) {
                     Some(slot) => *slot = v,
                     None => {
@@ -167,12 +162,7 @@ impl Live {
                 match p.role {
                     Some(Role::Soc) => sl.soc = Some(v),
                     Some(Role::BatteryPower) => {
-                        sl.battery_power_kw =
-                            Some(if p.sign == crate::acquire::profile::Sign::ChargePositive {
-                                -v
-                            } else {
-                                v
-                            })
+                        sl.battery_power_kw = Some(p.sign.discharge_positive(v))
                     }
                     Some(Role::GridPower) => sl.grid_power_kw = Some(v),
                     _ => {}
