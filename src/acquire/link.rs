@@ -21,7 +21,6 @@ use crate::acquire::spec::DeviceSpec;
 use crate::acquire::spec::Transport;
 use crate::backoff::Backoff;
 use crate::clock::SharedClock;
-use crate::duration::parse_duration;
 
 /// A device that keeps failing is polled at most this rarely.
 const MAX_DEVICE_BACKOFF: Duration = Duration::from_secs(60);
@@ -59,22 +58,16 @@ impl Link {
     pub fn new(devices: Vec<Arc<DeviceSpec>>) -> Link {
         let transport = devices[0].transport.clone();
         let key = transport.key();
-        let (close_after_poll, pause) = match &transport {
+        let close_after_poll = match &transport {
             Transport::Tcp {
-                close_after_poll,
-                pause,
-                ..
+                close_after_poll, ..
             }
             | Transport::RtuOverTcp {
-                close_after_poll,
-                pause,
-                ..
-            } => (*close_after_poll, pause.clone()),
-            Transport::Rtu { pause, .. } => (false, pause.clone()),
+                close_after_poll, ..
+            } => *close_after_poll,
+            Transport::Rtu { .. } => false,
         };
-        let transport_pause = pause
-            .and_then(|p| parse_duration(&p).ok())
-            .unwrap_or_default();
+        let transport_pause = devices[0].pause;
         let profile_pause = devices
             .iter()
             .map(|d| d.profile.pause_between_requests)

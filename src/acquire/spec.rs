@@ -79,6 +79,8 @@ pub struct DeviceSpec {
     pub unit: u8,
     pub profile: Arc<Profile>,
     pub transport: Transport,
+    /// The transport's pause between requests, parsed (zero without one).
+    pub pause: Duration,
     pub timeout: Duration,
     pub poll_interval: Duration,
     pub slow_every: u32,

@@ -23,6 +23,8 @@ pub struct Validated {
     pub sites: Vec<SiteSpec>,
     pub spool_max_bytes: u64,
     pub spool_max_age: Duration,
+    /// How often MQTT wants each site's savings (`mqtt.savings_interval`).
+    pub savings_interval: Option<Duration>,
     /// Things that will work but probably are not what the operator meant.
     pub warnings: Vec<String>,
 }
@@ -64,6 +66,7 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
     let mut errs = Vec::new();
     let mut warnings = Vec::new();
     let mut e = |key: String, msg: String| errs.push(ValidationError::new(&file, &key, msg));
+    let mut savings_interval = None;
 
     if let Some(p) = id_problem(&config.daemon.instance) {
         e("daemon.instance".into(), p);
@@ -105,8 +108,9 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
         if let Some(p) = id_problem(&m.topic_prefix) {
             e("mqtt.topic_prefix".into(), p);
         }
-        if let Err(msg) = parse_duration(&m.savings_interval) {
-            e("mqtt.savings_interval".into(), msg);
+        match parse_duration(&m.savings_interval) {
+            Ok(d) => savings_interval = Some(d),
+            Err(msg) => e("mqtt.savings_interval".into(), msg),
         }
         if (m.password.is_some() || m.password_file.is_some()) && m.username.is_none() {
             e("mqtt.username".into(), "a password needs a username".into());
@@ -349,7 +353,7 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
                     Duration::from_secs(1)
                 }
             };
-            check_transport(&d.transport, d.unit, &dk, &mut e);
+            let pause = check_transport(&d.transport, d.unit, &dk, &mut e);
             let tkey = d.transport.key();
             let path = format!("{}/{}", s.id, d.id);
             if let Some(other) = units
@@ -414,6 +418,7 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
                     unit: d.unit,
                     profile,
                     transport: d.transport.clone(),
+                    pause,
                     timeout,
                     poll_interval,
                     slow_every: s.slow_every.max(1),
@@ -444,6 +449,7 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
         sites,
         spool_max_bytes,
         spool_max_age,
+        savings_interval,
         warnings,
     })
 }
@@ -470,7 +476,13 @@ fn same_serial(a: &Transport, b: &Transport) -> bool {
     }
 }
 
-fn check_transport(t: &Transport, unit: u8, dk: &str, e: &mut impl FnMut(String, String)) {
+/// Checks a transport and returns its pause between requests (zero without one).
+fn check_transport(
+    t: &Transport,
+    unit: u8,
+    dk: &str,
+    e: &mut impl FnMut(String, String),
+) -> Duration {
     let pause = match t {
         Transport::Tcp {
             host, port, pause, ..
@@ -533,10 +545,13 @@ fn check_transport(t: &Transport, unit: u8, dk: &str, e: &mut impl FnMut(String,
             pause
         }
     };
-    if let Some(p) = pause {
-        if let Err(m) = parse_duration(p) {
+    match pause.as_deref().map(parse_duration) {
+        Some(Ok(d)) => d,
+        Some(Err(m)) => {
             e(format!("{dk}.transport.pause"), m);
+            Duration::ZERO
         }
+        None => Duration::ZERO,
     }
 }
 
@@ -544,4 +559,44 @@ fn check_transport(t: &Transport, unit: u8, dk: &str, e: &mut impl FnMut(String,
 pub fn load_and_validate(source: &super::ConfigSource) -> Result<Validated, Vec<String>> {
     let cfg = super::load(source).map_err(|e| vec![e.to_string()])?;
     validate(&source.name(), cfg).map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigSource;
+
+    #[test]
+    fn durations_reach_the_running_parts_parsed() {
+        let toml = r#"
+[daemon]
+state_dir = "/tmp/unused"
+profile_dirs = []
+tariff_dirs = []
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+savings_interval = "30s"
+[[sites]]
+id = "lab"
+tariff = "cn-chongqing-ci-2025-02"
+capacity_kwh = 2000
+rated_power_kw = 1000
+[[sites.devices]]
+id = "pcs"
+profile = "bessmon-sim-pcs"
+unit = 1
+timeout = "500ms"
+transport = { type = "tcp", host = "127.0.0.1", port = 502, pause = "250ms" }
+"#;
+        let v = load_and_validate(&ConfigSource::Inline {
+            name: "t".into(),
+            toml: toml.into(),
+        })
+        .unwrap();
+        assert_eq!(v.savings_interval, Some(Duration::from_secs(30)));
+        let d = v.devices().next().unwrap();
+        assert_eq!(d.pause, Duration::from_millis(250));
+        assert_eq!(d.timeout, Duration::from_millis(500));
+        assert_eq!(v.sites[0].max_attribution_gap, Duration::from_secs(60));
+    }
 }

@@ -18,7 +18,6 @@ use crate::account::accountant::Accountant;
 use crate::acquire::{self, Sample};
 use crate::clock::SharedClock;
 use crate::config::validate::Validated;
-use crate::duration::parse_duration;
 use crate::publish::http::{self, Live};
 use crate::publish::influx;
 use crate::publish::mqtt::{MqttSink, Settings};
@@ -79,9 +78,9 @@ pub async fn run(
     if let (Some(m), Some(spool)) = (&v.config.mqtt, &spool) {
         let settings = Settings::from_config(m, &daemon.instance, &daemon.state_dir)
             .map_err(DaemonError::Config)?;
-        savings_every = parse_duration(&m.savings_interval)
-            .unwrap_or(Duration::from_secs(10))
-            .min(savings_every);
+        if let Some(d) = v.savings_interval {
+            savings_every = savings_every.min(d);
+        }
         tracing::info!(
             "publishing to MQTT at {}:{} under {}/",
             settings.host,
