@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::tariff::Tariff;
 use crate::acquire::spec::DeviceSpec;
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct SiteSpec {
     pub id: Arc<str>,
     pub name: String,

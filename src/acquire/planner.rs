@@ -27,7 +27,7 @@ impl Request {
 }
 
 /// `fast` is read on every poll, `slow` in addition on every `slow_every`-th.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub fast: Vec<Request>,
     pub slow: Vec<Request>,

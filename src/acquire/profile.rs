@@ -153,7 +153,7 @@ fn default_pause() -> String {
     "0ms".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HoleFile {
     pub table: Table,
@@ -192,7 +192,7 @@ pub struct PointFile {
 }
 
 /// A point ready for planning and decoding.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     pub name: Arc<str>,
     pub table: Table,
@@ -223,7 +223,9 @@ impl Point {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Comparable, so a reloaded configuration restarts only the devices whose
+/// profile really changed.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     pub id: String,
     pub description: String,

@@ -72,7 +72,7 @@ impl Transport {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct DeviceSpec {
     pub site: Arc<str>,
     pub id: Arc<str>,

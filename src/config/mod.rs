@@ -4,6 +4,7 @@
 //!
 //! Durations and sizes stay strings here: serde would stop at the first bad one,
 //! while validation names every bad key.
+pub mod diff;
 pub mod load;
 pub mod shard;
 pub mod validate;
@@ -17,7 +18,7 @@ pub use crate::validation::ValidationError;
 pub use load::{load, ConfigSource};
 pub use validate::Validated;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -30,7 +31,7 @@ pub struct Config {
     pub sites: Vec<Site>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Daemon {
     pub instance: String,
@@ -57,7 +58,7 @@ impl Default for Daemon {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mqtt {
     #[serde(default = "default_mqtt_url")]
@@ -78,7 +79,7 @@ pub struct Mqtt {
     pub homeassistant: Option<HomeAssistant>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HomeAssistant {
     #[serde(default)]
@@ -105,7 +106,7 @@ fn default_qos() -> u8 {
     1
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Influx {
     #[serde(default = "default_influx_url")]
@@ -159,7 +160,7 @@ fn default_influx_api() -> String {
     "v2".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Spool {
     pub max_bytes: String,
@@ -175,7 +176,7 @@ impl Default for Spool {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Site {
     pub id: String,
@@ -211,7 +212,7 @@ fn default_slow_every() -> u32 {
     10
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Device {
     pub id: String,

@@ -119,13 +119,13 @@ impl DayPlan {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Demand {
     pub price_per_kw_month: f64,
     pub window: std::time::Duration,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Tariff {
     pub id: String,
     pub name: String,
