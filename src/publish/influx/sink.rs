@@ -1,215 +1,17 @@
-//! InfluxDB: line protocol for the contract's measurements, and the sink that
-//! drains the spool to `/api/v2/write` (InfluxDB 2 and 3, 1.8+, VictoriaMetrics)
-//! or the v1 `/write` endpoint.
-//!
-//! A batch leaves the spool only on a 2xx. 429, 5xx and network errors are
-//! retried with backoff and jitter (honouring Retry-After, in seconds or as an
-//! HTTP date); a 413 halves the batch size and retries, since a proxy's or the
-//! server's body limit is no reason to drop data; any other 4xx (a bad token,
-//! a missing bucket, a field type conflict) cannot succeed by retrying, so the
-//! batch goes to a dead-letter file with the server's message and the sink
-//! moves on: one bad batch never blocks the rest.
-//! Every number is written as a float and every flag as a boolean, always, so
-//! InfluxDB never sees a field change type.
+//! The sink: drains the spool to the write endpoint in batches. A batch leaves
+//! the spool only on a 2xx; `post` says what each other answer means.
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use influxdb_line_protocol::LineProtocolBuilder;
 use tokio_util::sync::CancellationToken;
 
-use super::event::Event;
+use super::settings::{Auth, Settings};
+use super::SINK;
 use crate::backoff::Backoff;
-use crate::config::Influx;
-use crate::duration::parse_duration;
-use crate::spool::{Record, Spool};
+use crate::spool::Spool;
 
-pub const SINK: &str = "influxdb";
-
-/// The lines (newline-terminated) an event becomes, or None.
-pub fn encode(e: &Event) -> Option<Record> {
-    let at = e.at().as_millisecond();
-    let lines: Vec<u8> = match e {
-        Event::DeviceState {
-            site,
-            device,
-            seq,
-            values,
-            ..
-        } => {
-            let mut fields = values.iter().filter(|(_, v)| v.is_finite());
-            let (k, v) = fields.next()?;
-            let mut b = LineProtocolBuilder::new()
-                .measurement("bess_telemetry")
-                .tag("site", site)
-                .tag("device", device)
-                .field(k, *v);
-            for (k, v) in fields {
-                b = b.field(k, *v);
-            }
-            // The poll number lets a reader see that no point is missing.
-            b.field("seq", *seq as f64)
-                .timestamp(at)
-                .close_line()
-                .build()
-        }
-        Event::PollStatus {
-            site,
-            device,
-            online,
-            poll_ms,
-            errors,
-            ..
-        } => LineProtocolBuilder::new()
-            .measurement("bess_status")
-            .tag("site", site)
-            .tag("device", device)
-            .field("online", *online)
-            .field("poll_ms", *poll_ms)
-            .field("errors", *errors as f64)
-            .timestamp(at)
-            .close_line()
-            .build(),
-        Event::Savings { site, today, .. } => {
-            let mut out = LineProtocolBuilder::new();
-            let rows = today
-                .bands
-                .iter()
-                .map(|(b, t)| (b.as_str(), t))
-                .chain(std::iter::once(("total", &today.total)));
-            for (band, t) in rows {
-                out = out
-                    .measurement("bess_savings")
-                    .tag("site", site)
-                    .tag("band", band)
-                    .field("charge_kwh", t.charge_kwh)
-                    .field("discharge_kwh", t.discharge_kwh)
-                    .field("charge_cost", t.charge_cost)
-                    .field("discharge_value", t.discharge_value)
-                    .field("savings", t.savings)
-                    .timestamp(at)
-                    .close_line();
-            }
-            out.build()
-        }
-        Event::Availability { .. } | Event::Tariff { .. } => return None,
-    };
-    Some(Record {
-        at_ms: at,
-        key: String::new(),
-        payload: lines,
-    })
-}
-
-#[derive(Clone)]
-enum Auth {
-    Token(String),
-    Basic(String, String),
-    None,
-}
-
-/// Where and how to write. Credentials are never printed.
-#[derive(Clone)]
-pub struct Settings {
-    pub write_url: String,
-    auth: Auth,
-    pub gzip: bool,
-    pub batch_lines: usize,
-    pub flush_interval: Duration,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    pub dead_letter_dir: PathBuf,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("write_url", &self.write_url)
-            .field("gzip", &self.gzip)
-            .finish_non_exhaustive()
-    }
-}
-
-fn secret(
-    value: &Option<String>,
-    file: &Option<PathBuf>,
-    key: &str,
-) -> Result<Option<String>, String> {
-    match (value, file) {
-        (Some(v), _) => Ok(Some(v.clone())),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-            .map_err(|e| format!("influxdb.{key}_file: cannot read {}: {e}", f.display())),
-        (None, None) => Ok(None),
-    }
-}
-
-fn query_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-impl Settings {
-    pub fn from_config(c: &Influx, state_dir: &Path) -> Result<Settings, String> {
-        // A path prefix (reverse proxy, VictoriaMetrics' /influx) is kept.
-        let base = c.url.trim_end_matches('/');
-        let (write_url, auth) = match c.api.as_str() {
-            "v1" => {
-                let db = c
-                    .database
-                    .as_deref()
-                    .ok_or("influxdb.database is required with api = \"v1\"")?;
-                let mut url = format!("{base}/write?db={}&precision=ms", query_escape(db));
-                if let Some(rp) = &c.retention_policy {
-                    url += &format!("&rp={}", query_escape(rp));
-                }
-                let password = secret(&c.password, &c.password_file, "password")?;
-                let auth = match (&c.username, password) {
-                    (Some(u), p) => Auth::Basic(u.clone(), p.unwrap_or_default()),
-                    (None, _) => Auth::None,
-                };
-                (url, auth)
-            }
-            _ => {
-                let bucket = c
-                    .bucket
-                    .as_deref()
-                    .ok_or("influxdb.bucket is required with api = \"v2\"")?;
-                let org = c.org.as_deref().unwrap_or("");
-                let url = format!(
-                    "{base}/api/v2/write?org={}&bucket={}&precision=ms",
-                    query_escape(org),
-                    query_escape(bucket)
-                );
-                let auth = secret(&c.token, &c.token_file, "token")?
-                    .map(Auth::Token)
-                    .unwrap_or(Auth::None);
-                (url, auth)
-            }
-        };
-        let d = |v: &str, key: &str| parse_duration(v).map_err(|m| format!("influxdb.{key}: {m}"));
-        Ok(Settings {
-            write_url,
-            auth,
-            gzip: c.gzip,
-            batch_lines: c.batch_size.max(1),
-            flush_interval: d(&c.flush_interval, "flush_interval")?,
-            connect_timeout: d(&c.connect_timeout, "connect_timeout")?,
-            request_timeout: d(&c.request_timeout, "request_timeout")?,
-            dead_letter_dir: state_dir.join("influxdb-dead-letter"),
-        })
-    }
-}
-
-/// Counters for metrics and tests.
 #[derive(Debug, Default)]
 pub struct InfluxStats {
     pub written_lines: AtomicU64,
@@ -404,7 +206,12 @@ impl InfluxSink {
                 }
                 Outcome::TooLarge(msg) | Outcome::Reject(msg) => {
                     self.stats.dead_lettered_batches.fetch_add(1, Relaxed);
-                    let file = self.dead_letter(&batch.raw, &msg);
+                    let file = super::dead_letter::write(
+                        &self.settings.dead_letter_dir,
+                        &self.settings.write_url,
+                        &batch.raw,
+                        &msg,
+                    );
                     tracing::error!("influxdb rejected a batch of {lines} lines: {msg}; moved to {file}, continuing with the next");
                     next = after;
                     self.ack(batch.seqs, &mut acking).await;
@@ -518,31 +325,13 @@ impl InfluxSink {
             Outcome::Reject(msg)
         }
     }
-
-    fn dead_letter(&self, body: &[u8], msg: &str) -> String {
-        let dir = &self.settings.dead_letter_dir;
-        let path = dir.join(format!(
-            "{}.lp",
-            crate::timefmt::file_stamp(jiff::Timestamp::now())
-        ));
-        let mut content = format!(
-            "# rejected by {}\n# {}\n",
-            self.settings.write_url,
-            msg.replace('\n', " ")
-        )
-        .into_bytes();
-        content.extend_from_slice(body);
-        let written = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, content));
-        match written {
-            Ok(()) => path.display().to_string(),
-            Err(e) => format!("nowhere ({}: {e}; the batch is lost)", path.display()),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Influx;
+    use crate::spool::Record;
 
     fn cfg(toml_text: &str) -> Influx {
         toml::from_str(toml_text).unwrap()
@@ -690,47 +479,5 @@ mod tests {
             "{text}"
         );
         assert_eq!(spool.stats(SINK).count, 0, "the spool is drained");
-    }
-
-    #[test]
-    fn write_urls_keep_path_prefixes() {
-        let s = Settings::from_config(&cfg("url = \"http://proxy:8080/influx/\"\nbucket = \"b s\"\norg = \"ops\"\ntoken = \"t\""), Path::new("/tmp")).unwrap();
-        assert_eq!(
-            s.write_url,
-            "http://proxy:8080/influx/api/v2/write?org=ops&bucket=b%20s&precision=ms"
-        );
-        let s = Settings::from_config(&cfg("url = \"http://h:8086\"\napi = \"v1\"\ndatabase = \"bess\"\nretention_policy = \"y\""), Path::new("/tmp")).unwrap();
-        assert_eq!(s.write_url, "http://h:8086/write?db=bess&precision=ms&rp=y");
-    }
-
-    #[test]
-    fn lines_keep_field_types_and_escape_tags() {
-        let at: jiff::Timestamp = "2026-11-28T04:00:00.250Z".parse().unwrap();
-        let e = Event::DeviceState {
-            site: "a site".into(),
-            device: "pcs".into(),
-            at,
-            seq: 3,
-            values: vec![("p".into(), 1.0), ("q".into(), f64::NAN)],
-            invalid: vec![],
-        };
-        let line = String::from_utf8(encode(&e).unwrap().payload).unwrap();
-        assert_eq!(
-            line,
-            "bess_telemetry,site=a\\ site,device=pcs p=1,seq=3 1795838400250\n"
-        );
-        let e = Event::PollStatus {
-            site: "s".into(),
-            device: "d".into(),
-            at,
-            online: false,
-            poll_ms: 12.5,
-            errors: 2,
-        };
-        let line = String::from_utf8(encode(&e).unwrap().payload).unwrap();
-        assert_eq!(
-            line,
-            "bess_status,site=s,device=d online=false,poll_ms=12.5,errors=2 1795838400250\n"
-        );
     }
 }
