@@ -5,7 +5,6 @@ pub mod event;
 pub mod http;
 pub mod influx;
 pub mod mqtt;
-pub mod mqtt_acks;
 pub mod outbox;
 
 pub use event::Event;

@@ -1,0 +1,282 @@
+//! The sink: one persistent session at a time, draining the spool into it
+//! and acknowledging in the spool what the broker confirmed.
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event as MqttEvent, EventLoop, Outgoing,
+    Packet, QoS,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::acks::Acks;
+use super::discovery::retained_topics;
+use super::registry::{load_registry, save_registry};
+use super::settings::Settings;
+use super::{SINK, WINDOW};
+use crate::backoff::Backoff;
+use crate::config::validate::Validated;
+use crate::spool::Spool;
+
+pub struct MqttSink {
+    pub settings: Settings,
+    spool: Arc<Spool>,
+    topics: BTreeSet<String>,
+    discovery: Vec<(String, String)>,
+    pub stats: Arc<MqttStats>,
+}
+
+/// Counters for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct MqttStats {
+    /// Spooled messages the broker acknowledged (or sent, at QoS 0).
+    pub delivered: AtomicU64,
+    pub connected: AtomicBool,
+    /// Connection attempts that failed (refused, unreachable, TLS).
+    pub connect_failures: AtomicU64,
+    /// Established connections that were lost.
+    pub connections_lost: AtomicU64,
+}
+
+/// How a connection ended.
+enum Ended {
+    Lost(String),
+    Stopped,
+}
+
+impl MqttSink {
+    /// A sink with no config behind it (benchmarks): no discovery, no retained cleanup.
+    pub fn bare(settings: Settings, spool: Arc<Spool>) -> Self {
+        MqttSink {
+            settings,
+            spool,
+            topics: BTreeSet::new(),
+            discovery: Vec::new(),
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn new(settings: Settings, v: &Validated, spool: Arc<Spool>) -> Self {
+        let (topics, discovery) = retained_topics(&settings, v);
+        MqttSink {
+            settings,
+            spool,
+            topics,
+            discovery,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Runs until `stop` fires, then delivers what it can for up to 2 s, marks the
+    /// instance offline and disconnects.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+        let mut announced = false;
+        let mut last_error = String::new();
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            let (client, mut el) = AsyncClient::new(self.settings.options(), 2 * WINDOW + 64);
+            match self.connect(&mut el, &stop).await {
+                Ok(()) => {
+                    self.stats.connected.store(true, Relaxed);
+                    if backoff.attempts() > 0 {
+                        tracing::info!(
+                            "mqtt {}:{}: connected",
+                            self.settings.host,
+                            self.settings.port
+                        );
+                    }
+                    backoff.reset();
+                    last_error.clear();
+                }
+                Err(None) => return,
+                Err(Some(e)) => {
+                    self.stats.connect_failures.fetch_add(1, Relaxed);
+                    let delay = backoff.next_delay();
+                    if e != last_error {
+                        tracing::error!(
+                            "mqtt {}:{}: {e}; retrying with backoff (next in {:.1}s)",
+                            self.settings.host,
+                            self.settings.port,
+                            delay.as_secs_f64()
+                        );
+                        last_error = e;
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            }
+            let ended = self.session(&client, &mut el, &stop, &mut announced).await;
+            self.stats.connected.store(false, Relaxed);
+            match ended {
+                Ended::Stopped => return,
+                Ended::Lost(e) => {
+                    self.stats.connections_lost.fetch_add(1, Relaxed);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        "mqtt {}:{}: connection lost ({e}); reconnecting in {:.1}s",
+                        self.settings.host,
+                        self.settings.port,
+                        delay.as_secs_f64()
+                    );
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for CONNACK. `Err(None)` when stopped meanwhile.
+    async fn connect(
+        &self,
+        el: &mut EventLoop,
+        stop: &CancellationToken,
+    ) -> Result<(), Option<String>> {
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Err(None),
+                _ = &mut deadline => return Err(Some("no CONNACK within 10 s".into())),
+                ev = el.poll() => match ev {
+                    Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                    Ok(_) => {}
+                    Err(ConnectionError::ConnectionRefused(code)) => return Err(Some(match code {
+                        ConnectReturnCode::BadUserNamePassword => "the broker refused the username or password".to_string(),
+                        // Mosquitto answers a wrong password with "not authorised".
+                        ConnectReturnCode::NotAuthorized => "the broker refused the connection as not authorised (check mqtt.username and the password)".to_string(),
+                        other => format!("the broker refused the connection ({other:?})"),
+                    })),
+                    Err(e) => return Err(Some(e.to_string())),
+                },
+            }
+        }
+    }
+
+    async fn session(
+        &self,
+        client: &AsyncClient,
+        el: &mut EventLoop,
+        stop: &CancellationToken,
+        announced: &mut bool,
+    ) -> Ended {
+        let mut acks = Acks::default();
+        let direct = |topic: String, payload: String, acks: &mut Acks| {
+            acks.publish(None, || {
+                client
+                    .try_publish(topic, QoS::AtLeastOnce, true, payload)
+                    .is_ok()
+            })
+        };
+        direct(self.settings.status_topic(), "online".into(), &mut acks);
+        if !*announced {
+            let dir = &self.settings.state_dir;
+            for stale in load_registry(dir).difference(&self.topics) {
+                // An empty retained payload deletes the retained message.
+                direct(stale.clone(), String::new(), &mut acks);
+                tracing::info!("mqtt: cleared retained {stale} (no longer configured)");
+            }
+            for (topic, payload) in &self.discovery {
+                direct(topic.clone(), payload.clone(), &mut acks);
+            }
+            save_registry(dir, &self.topics);
+            *announced = true;
+        }
+        let notify = self.spool.notifier(SINK);
+        let mut next = self.spool.stats(SINK).first_seq;
+        let mut flush = tokio::time::interval(Duration::from_millis(100));
+        let mut stopping: Option<tokio::time::Instant> = None;
+        // The spool may hold messages not yet read: cleared by a read that drains
+        // it, set again by the spool's notification.
+        let mut more = true;
+        loop {
+            if stopping.is_none() && stop.is_cancelled() {
+                stopping = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+            }
+            let room = WINDOW.saturating_sub(acks.pending());
+            // Without `more`, every PUBACK would cost a redb read transaction even
+            // when the spool holds nothing new. (Waiting for a quarter of the window
+            // to free up instead cut the catch-up rate by three quarters.)
+            if more && room > 0 {
+                let batch = tokio::task::block_in_place(|| self.spool.read(SINK, next, room));
+                match batch {
+                    Ok(b) => {
+                        more = b.len() == room;
+                        for (seq, r) in b {
+                            let qos = self.settings.qos;
+                            let accepted = acks.publish(Some(seq), || {
+                                client.try_publish(r.key, qos, true, r.payload).is_ok()
+                            });
+                            if !accepted {
+                                more = true;
+                                break;
+                            }
+                            next = seq + 1;
+                        }
+                    }
+                    Err(e) => tracing::error!("{e}"),
+                }
+            }
+            if let Some(deadline) = stopping {
+                let idle = acks.pending() == 0 && !more;
+                if idle || tokio::time::Instant::now() >= deadline {
+                    self.commit_acks(&mut acks.done);
+                    let _ = client.try_publish(
+                        self.settings.status_topic(),
+                        QoS::AtLeastOnce,
+                        true,
+                        "offline",
+                    );
+                    // Let the offline message and the DISCONNECT go out.
+                    let _ = client.try_disconnect();
+                    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+                    while tokio::time::Instant::now() < until {
+                        match tokio::time::timeout_at(until, el.poll()).await {
+                            Ok(Ok(MqttEvent::Outgoing(Outgoing::Disconnect)))
+                            | Ok(Err(_))
+                            | Err(_) => break,
+                            Ok(Ok(_)) => {}
+                        }
+                    }
+                    return Ended::Stopped;
+                }
+            }
+            tokio::select! {
+                ev = el.poll() => match ev {
+                    Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => acks.sent(pkid),
+                    Ok(MqttEvent::Incoming(Packet::PubAck(a))) => acks.confirmed(a.pkid),
+                    Ok(MqttEvent::Incoming(Packet::PubComp(c))) => acks.confirmed(c.pkid),
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.commit_acks(&mut acks.done);
+                        return Ended::Lost(e.to_string());
+                    }
+                },
+                _ = notify.notified(), if !more => more = true,
+                _ = flush.tick() => self.commit_acks(&mut acks.done),
+                _ = stop.cancelled(), if stopping.is_none() => {}
+            }
+        }
+    }
+
+    fn commit_acks(&self, acks: &mut Vec<u64>) {
+        if acks.is_empty() {
+            return;
+        }
+        match tokio::task::block_in_place(|| self.spool.ack(SINK, acks)) {
+            Ok(()) => {
+                self.stats.delivered.fetch_add(acks.len() as u64, Relaxed);
+                acks.clear()
+            }
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
+}
