@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bessmon::account::energy::{Observation, Reading, SiteAccount, SiteSetup};
+use bessmon::account::energy::{Measured, Observation, SiteAccount, SiteSetup};
 use bessmon::account::report::Period;
 use bessmon::account::tariff::Tariff;
 use bessmon::acquire::profile::Role;
@@ -312,7 +312,7 @@ fn simulate(d: &Day, t: &Tariff) -> Run {
         row.push(Observation {
             at: at(i),
             role: Role::BatteryPower,
-            reading: Reading::Value(Some(kw)),
+            reading: Measured::Value(Some(kw)),
         });
         for (c, role) in [
             Role::ChargeEnergyTotal,
@@ -367,7 +367,7 @@ fn simulate(d: &Day, t: &Tariff) -> Run {
             row.push(Observation {
                 at: at(i),
                 role,
-                reading: Reading::Counter {
+                reading: Measured::Counter {
                     raw,
                     bits: d.bits,
                     mwh_per_raw: step_mwh as f64,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bessmon::account::energy::{Observation, Reading, SiteAccount, SiteSetup};
+use bessmon::account::energy::{Measured, Observation, SiteAccount, SiteSetup};
 use bessmon::account::report::{self, Period};
 use bessmon::account::tariff::Tariff;
 use bessmon::acquire::profile::Role;
@@ -50,7 +50,7 @@ fn replay_2025(t: Arc<Tariff>, out: f64, inn: f64) -> report::Report {
             acc.observe(&Observation {
                 at,
                 role,
-                reading: Reading::Counter {
+                reading: Measured::Counter {
                     raw,
                     bits: 64,
                     mwh_per_raw: 1.0,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jiff::SignedDuration;
 
-use super::energy::{Observation, Reading, SiteAccount, SiteSetup};
+use super::energy::{Measured, Observation, SiteAccount, SiteSetup};
 use super::report::{Period, Report};
 use super::site::SiteSpec;
 use super::store::{Store, StoreError};
@@ -73,7 +73,7 @@ pub fn observations(s: &Sample, out: &mut Vec<Observation>) {
                     }
                 }
             };
-            Reading::Counter {
+            Measured::Counter {
                 raw: r.raw,
                 bits: (p.width * 16).min(64) as u8,
                 mwh_per_raw: p.scale * 10f64.powi(exponent) * 1e6,
@@ -89,7 +89,7 @@ pub fn observations(s: &Sample, out: &mut Vec<Observation>) {
                 // A device that did not answer says nothing about power; the gap shows up as a gap.
                 continue;
             }
-            Reading::Value(v)
+            Measured::Value(v)
         };
         out.push(Observation {
             at: s.at,
@@ -246,7 +246,7 @@ mod tests {
     use crate::account::tariff::TariffCatalog;
     use crate::acquire::decode::{decode_reply, Decoded, Reply};
     use crate::acquire::profile::Profile;
-    use crate::acquire::sample::{DeviceRef, Reading as PointReading};
+    use crate::acquire::sample::{DeviceRef, PointReading};
     use jiff::Timestamp;
     use std::time::Duration;
 

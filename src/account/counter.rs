@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 pub const OVERDUE: SignedDuration = SignedDuration::from_mins(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Reading {
+pub struct CounterReading {
     pub raw: u64,
     pub at: Timestamp,
     /// The measured power's testimony at this reading, when there is one.
@@ -33,9 +33,9 @@ pub struct Reading {
     pub trace: Option<Trace>,
 }
 
-impl Reading {
+impl CounterReading {
     pub fn new(raw: u64, at: Timestamp) -> Self {
-        Reading {
+        CounterReading {
             raw,
             at,
             trace: None,
@@ -74,7 +74,7 @@ pub enum TraceRule {
 
 /// How a counter reading was taken in.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum Verdict {
     /// The first reading: nothing to book yet.
     Baseline,
     /// Energy to book over `[from, to]`, in milliwatt-hours.
@@ -130,8 +130,8 @@ pub enum Note {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counter {
-    pub base: Option<Reading>,
-    pub suspect: Option<Reading>,
+    pub base: Option<CounterReading>,
+    pub suspect: Option<CounterReading>,
     /// Milliwatt-hours per count of `base` (0 in state saved before it was kept).
     #[serde(default)]
     pub mwh_per_raw: f64,
@@ -195,7 +195,7 @@ impl Spec {
     }
 
     /// Whether `delta` counts from reading `a` to reading `b` can be real flow.
-    fn plausible(&self, a: &Reading, b: &Reading, delta: u64) -> bool {
+    fn plausible(&self, a: &CounterReading, b: &CounterReading, delta: u64) -> bool {
         // One count is resolution under every rule (and the limit is never below two).
         if delta <= 1 {
             return true;
@@ -232,13 +232,13 @@ impl Spec {
 }
 
 impl Counter {
-    pub fn observe(&mut self, r: Reading, spec: &Spec) -> Outcome {
+    pub fn observe(&mut self, r: CounterReading, spec: &Spec) -> Verdict {
         let Some(base) = self.base else {
             self.rebase(r, spec);
-            return Outcome::Baseline;
+            return Verdict::Baseline;
         };
         if r.at <= base.at {
-            return Outcome::Ignored;
+            return Verdict::Ignored;
         }
         if self.mwh_per_raw != 0.0 && self.mwh_per_raw != spec.mwh_per_raw {
             return self.rescaled(base, r, spec);
@@ -254,7 +254,7 @@ impl Counter {
             if sr >= b && raw >= sr && spec.plausible(&s, &r, raw - sr) {
                 let limit = spec.limit(base.at, s.at);
                 self.rebase(r, spec);
-                return Outcome::Booked {
+                return Verdict::Booked {
                     from: s.at,
                     to: r.at,
                     mwh: spec.to_mwh(raw - sr),
@@ -283,7 +283,7 @@ impl Counter {
             } else {
                 dropped.map(|s| Note::TransientIgnored { raw: s.raw })
             };
-            return Outcome::Booked {
+            return Verdict::Booked {
                 from: base.at,
                 to: r.at,
                 mwh: spec.to_mwh(forward),
@@ -326,16 +326,21 @@ impl Counter {
         let held_since = *self.held_since.get_or_insert(r.at);
         if !self.overdue_said && held_since.duration_until(r.at) >= OVERDUE {
             self.overdue_said = true;
-            return Outcome::Overdue {
+            return Verdict::Overdue {
                 since: base.at,
                 note,
             };
         }
-        Outcome::Suspect(note)
+        Verdict::Suspect(note)
     }
 
     /// A held decrease confirmed as a reset by `r`, if it is one.
-    fn confirm_reset(&mut self, base: Reading, r: Reading, spec: &Spec) -> Option<Outcome> {
+    fn confirm_reset(
+        &mut self,
+        base: CounterReading,
+        r: CounterReading,
+        spec: &Spec,
+    ) -> Option<Verdict> {
         let s = self.suspect?;
         let m = spec.mask();
         let (raw, b, sr) = (r.raw & m, base.raw & m, s.raw & m);
@@ -350,7 +355,7 @@ impl Counter {
         }
         let reset = self.settle_reset(base, s, spec);
         self.rebase(r, spec);
-        let Outcome::Booked {
+        let Verdict::Booked {
             mwh,
             note: Some(note),
             ..
@@ -358,7 +363,7 @@ impl Counter {
         else {
             unreachable!("settle_reset books")
         };
-        Some(Outcome::Booked {
+        Some(Verdict::Booked {
             from: base.at,
             to: r.at,
             mwh: mwh + spec.to_mwh(raw - sr),
@@ -370,14 +375,14 @@ impl Counter {
     /// shows there accrued since the reset, which happened after the old
     /// baseline and before the first reading held back (a later one may have
     /// replaced it). More than could have flowed in that time is quarantined.
-    fn settle_reset(&self, base: Reading, s: Reading, spec: &Spec) -> Outcome {
+    fn settle_reset(&self, base: CounterReading, s: CounterReading, spec: &Spec) -> Verdict {
         let m = spec.mask();
         let sr = s.raw & m;
         let first = self.held_since.unwrap_or(s.at).min(s.at);
         // Landing on 0 just past the top, in time, is a rollover the counter then sat at.
         let wrap = sr.wrapping_sub(base.raw & m) & m;
         if sr == 0 && wrap <= spec.limit(base.at, first) {
-            return Outcome::Booked {
+            return Verdict::Booked {
                 from: base.at,
                 to: s.at,
                 mwh: spec.to_mwh(wrap),
@@ -390,7 +395,7 @@ impl Counter {
         } else {
             (0, sr)
         };
-        Outcome::Booked {
+        Verdict::Booked {
             from: base.at,
             to: s.at,
             mwh: spec.to_mwh(since_reset),
@@ -404,7 +409,7 @@ impl Counter {
         }
     }
 
-    fn rebase(&mut self, r: Reading, spec: &Spec) {
+    fn rebase(&mut self, r: CounterReading, spec: &Spec) {
         self.base = Some(r);
         self.suspect = None;
         self.repeated = false;
@@ -416,7 +421,7 @@ impl Counter {
     /// The unit changed between two readings: compare them in milliwatt-hours.
     /// A plausible difference is booked; anything else re-bases on the new
     /// reading and says what moved.
-    fn rescaled(&mut self, base: Reading, r: Reading, spec: &Spec) -> Outcome {
+    fn rescaled(&mut self, base: CounterReading, r: CounterReading, spec: &Spec) -> Verdict {
         let before = (base.raw as f64 * self.mwh_per_raw).round() as i64;
         let after = spec.to_mwh(r.raw);
         let delta = after - before;
@@ -448,7 +453,7 @@ impl Counter {
                 },
             )
         };
-        Outcome::Booked {
+        Verdict::Booked {
             from: base.at,
             to: r.at,
             mwh,
@@ -474,13 +479,13 @@ mod tests {
     }
 
     /// Feeds (second, raw) pairs; returns the Wh booked.
-    fn run(readings: &[(i64, u64)]) -> (i64, Vec<Outcome>) {
+    fn run(readings: &[(i64, u64)]) -> (i64, Vec<Verdict>) {
         let mut c = Counter::default();
         let mut wh = 0;
         let mut outs = Vec::new();
         for &(s, raw) in readings {
-            let o = c.observe(Reading::new(raw, at(s)), &SPEC);
-            if let Outcome::Booked { mwh, .. } = o {
+            let o = c.observe(CounterReading::new(raw, at(s)), &SPEC);
+            if let Verdict::Booked { mwh, .. } = o {
                 wh += mwh / 1000;
             }
             outs.push(o);
@@ -489,10 +494,10 @@ mod tests {
     }
 
     /// The jumps quarantined when confirmed, in mWh.
-    fn quarantined(outs: &[Outcome]) -> Vec<i64> {
+    fn quarantined(outs: &[Verdict]) -> Vec<i64> {
         outs.iter()
             .filter_map(|o| match o {
-                Outcome::Booked {
+                Verdict::Booked {
                     note: Some(Note::Quarantined { mwh, .. }),
                     ..
                 } => Some(*mwh),
@@ -515,7 +520,7 @@ mod tests {
         assert_eq!(wh, 151);
         assert!(matches!(
             outs[1],
-            Outcome::Booked {
+            Verdict::Booked {
                 note: Some(Note::Rollover),
                 ..
             }
@@ -526,10 +531,10 @@ mod tests {
     fn a_reset_is_confirmed_then_booked_from_zero() {
         // Another master zeroes the counter; it then counts on from 0.
         let (wh, outs) = run(&[(0, 500_000), (1, 500_200), (2, 30), (3, 250), (4, 480)]);
-        assert!(matches!(outs[2], Outcome::Suspect(Note::Decrease { .. })));
+        assert!(matches!(outs[2], Verdict::Suspect(Note::Decrease { .. })));
         assert!(matches!(
             outs[3],
-            Outcome::Booked {
+            Verdict::Booked {
                 note: Some(Note::Reset { .. }),
                 ..
             }
@@ -555,7 +560,7 @@ mod tests {
         );
         assert!(matches!(
             outs[5],
-            Outcome::Booked {
+            Verdict::Booked {
                 note: Some(Note::TransientIgnored { raw: 0 }),
                 ..
             }
@@ -569,7 +574,7 @@ mod tests {
         assert_eq!(wh, 400);
         assert!(matches!(
             outs[2],
-            Outcome::Suspect(Note::Quarantined { .. })
+            Verdict::Suspect(Note::Quarantined { .. })
         ));
         // A counter that really jumped (a replaced meter) is followed after confirmation,
         // the jump itself reported and not booked.
@@ -577,7 +582,7 @@ mod tests {
         assert_eq!(wh, 200);
         assert!(matches!(
             outs[2],
-            Outcome::Booked {
+            Verdict::Booked {
                 note: Some(Note::Quarantined { .. }),
                 ..
             }
@@ -590,10 +595,10 @@ mod tests {
         // 10 kW x 1 s x 1.5 but is what such a counter does.
         let spec = Spec::plain(32, 100_000.0, 10.0);
         let mut c = Counter::default();
-        c.observe(Reading::new(10, at(0)), &spec);
+        c.observe(CounterReading::new(10, at(0)), &spec);
         assert!(matches!(
-            c.observe(Reading::new(11, at(1)), &spec),
-            Outcome::Booked { mwh: 100_000, .. }
+            c.observe(CounterReading::new(11, at(1)), &spec),
+            Verdict::Booked { mwh: 100_000, .. }
         ));
     }
 
@@ -601,7 +606,7 @@ mod tests {
     fn out_of_order_readings_are_ignored() {
         let (wh, outs) = run(&[(0, 100), (5, 200), (3, 150)]);
         assert_eq!(wh, 100);
-        assert_eq!(outs[2], Outcome::Ignored);
+        assert_eq!(outs[2], Verdict::Ignored);
     }
 
     #[test]
@@ -628,8 +633,8 @@ mod tests {
         let spec = Spec::plain(32, 1000.0, 100.0);
         let mut overdue = 0;
         for m in 0..20 {
-            let o = c.observe(Reading::new(m * 10_000, at(m as i64 * 60)), &spec);
-            if matches!(o, Outcome::Overdue { .. }) {
+            let o = c.observe(CounterReading::new(m * 10_000, at(m as i64 * 60)), &spec);
+            if matches!(o, Verdict::Overdue { .. }) {
                 overdue += 1;
                 assert_eq!(m, 6, "reported five minutes after the hold began");
             }
@@ -637,8 +642,8 @@ mod tests {
         assert_eq!(overdue, 1);
     }
 
-    fn traced(raw: u64, s: i64, chain: u64, mwh: f64) -> Reading {
-        Reading {
+    fn traced(raw: u64, s: i64, chain: u64, mwh: f64) -> CounterReading {
+        CounterReading {
             raw,
             at: at(s),
             trace: Some(Trace {
@@ -661,19 +666,19 @@ mod tests {
         c.observe(traced(1_000, 0, 1, 0.0), &spec);
         let o = c.observe(traced(101_000, 900, 1, 0.0), &spec);
         assert!(
-            matches!(o, Outcome::Suspect(Note::Quarantined { .. })),
+            matches!(o, Verdict::Suspect(Note::Quarantined { .. })),
             "{o:?}"
         );
         // One count of movement is resolution, not a jump.
         let mut c = Counter::default();
         c.observe(traced(1_000, 0, 1, 0.0), &spec);
         let o = c.observe(traced(1_001, 900, 1, 0.0), &spec);
-        assert!(matches!(o, Outcome::Booked { mwh: 1000, .. }), "{o:?}");
+        assert!(matches!(o, Verdict::Booked { mwh: 1000, .. }), "{o:?}");
         // Across a break in the power trace the rating alone judges.
         let mut c = Counter::default();
         c.observe(traced(1_000, 0, 1, 0.0), &spec);
         let o = c.observe(traced(101_000, 900, 2, 0.0), &spec);
-        assert!(matches!(o, Outcome::Booked { .. }), "{o:?}");
+        assert!(matches!(o, Verdict::Booked { .. }), "{o:?}");
     }
 
     #[test]
@@ -690,7 +695,7 @@ mod tests {
         assert!(
             matches!(
                 o,
-                Outcome::Booked {
+                Verdict::Booked {
                     mwh: 133_400_000,
                     ..
                 }
@@ -699,7 +704,7 @@ mod tests {
         );
         // Twice what power says is not.
         let o = c.observe(traced(400_000, 120, 1, 266_666_666.0), &spec);
-        assert!(matches!(o, Outcome::Suspect(_)), "{o:?}");
+        assert!(matches!(o, Verdict::Suspect(_)), "{o:?}");
     }
 
     #[test]
@@ -707,17 +712,17 @@ mod tests {
         let mut c = Counter::default();
         // 12,345 x 10 Wh, then the device switches to 100 Wh counts: 1,235 x 100 Wh.
         c.observe(
-            Reading::new(12_345, at(0)),
+            CounterReading::new(12_345, at(0)),
             &Spec::plain(32, 10_000.0, 1000.0),
         );
         let o = c.observe(
-            Reading::new(1_235, at(60)),
+            CounterReading::new(1_235, at(60)),
             &Spec::plain(32, 100_000.0, 1000.0),
         );
         assert!(
             matches!(
                 o,
-                Outcome::Booked {
+                Verdict::Booked {
                     mwh: 50_000,
                     note: Some(Note::Rescaled { .. }),
                     ..
@@ -726,13 +731,13 @@ mod tests {
             "{o:?}"
         );
         let o = c.observe(
-            Reading::new(1_236, at(120)),
+            CounterReading::new(1_236, at(120)),
             &Spec::plain(32, 100_000.0, 1000.0),
         );
         assert!(
             matches!(
                 o,
-                Outcome::Booked {
+                Verdict::Booked {
                     mwh: 100_000,
                     note: None,
                     ..
@@ -751,7 +756,7 @@ mod tests {
         assert_eq!(wh, 3, "{outs:?}");
         assert!(matches!(
             outs[2],
-            Outcome::Booked {
+            Verdict::Booked {
                 note: Some(Note::Rollover),
                 ..
             }
@@ -773,7 +778,7 @@ mod tests {
         assert_eq!(quarantined(&outs), vec![50_000_000], "{outs:?}");
         assert!(outs.iter().any(|o| matches!(
             o,
-            Outcome::Booked {
+            Verdict::Booked {
                 note: Some(Note::Reset { .. }),
                 ..
             }

@@ -13,7 +13,7 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::counter::{self, Counter, Note, Outcome, TraceRule};
+use super::counter::{self, Counter, Note, TraceRule, Verdict};
 use super::demand::{self, Demand, Month, MonthPeak, Window};
 use super::integrate::{self, Integrator};
 use super::ledger::{Day, Kind, Ledger};
@@ -79,7 +79,7 @@ impl SiteSetup {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Reading {
+pub enum Measured {
     /// A cumulative energy counter as read: raw register value, width, and mWh per count.
     Counter {
         raw: u64,
@@ -94,7 +94,7 @@ pub enum Reading {
 pub struct Observation {
     pub at: Timestamp,
     pub role: Role,
-    pub reading: Reading,
+    pub reading: Measured,
 }
 
 /// The latest value per role, with its time. A fixed array: it is written for
@@ -125,12 +125,12 @@ pub struct PowerTrace {
 impl PowerTrace {
     fn observe(&mut self, at: Timestamp, kw: Option<f64>, max_gap: SignedDuration) {
         match self.integrator.observe(at, kw, max_gap) {
-            integrate::Outcome::Flow(f) => {
+            integrate::Step::Flow(f) => {
                 self.positive_mwh += f.positive_mwh;
                 self.negative_mwh += f.negative_mwh;
             }
-            integrate::Outcome::Gap { .. } | integrate::Outcome::Started => self.chain += 1,
-            integrate::Outcome::Ignored => {}
+            integrate::Step::Gap { .. } | integrate::Step::Started => self.chain += 1,
+            integrate::Step::Ignored => {}
         }
     }
 
@@ -254,13 +254,13 @@ impl SiteAccount {
     pub fn observe_all(&mut self, row: &[Observation]) {
         for o in row
             .iter()
-            .filter(|o| matches!(o.reading, Reading::Value(_)))
+            .filter(|o| matches!(o.reading, Measured::Value(_)))
         {
             self.observe(o);
         }
         for o in row
             .iter()
-            .filter(|o| matches!(o.reading, Reading::Counter { .. }))
+            .filter(|o| matches!(o.reading, Measured::Counter { .. }))
         {
             self.observe(o);
         }
@@ -269,7 +269,7 @@ impl SiteAccount {
     pub fn observe(&mut self, o: &Observation) {
         self.dirty = true;
         match o.reading {
-            Reading::Counter {
+            Measured::Counter {
                 raw,
                 bits,
                 mwh_per_raw,
@@ -278,7 +278,7 @@ impl SiteAccount {
                 self.live.insert(o.role, (o.at, kwh));
                 self.counter(o.at, o.role, raw, bits, mwh_per_raw);
             }
-            Reading::Value(v) => {
+            Measured::Value(v) => {
                 if let Some(v) = v {
                     self.live.insert(o.role, (o.at, v));
                 }
@@ -379,9 +379,9 @@ impl SiteAccount {
             max_kw,
             rule,
         };
-        let outcome = counter.observe(counter::Reading { raw, at, trace }, &spec);
+        let outcome = counter.observe(counter::CounterReading { raw, at, trace }, &spec);
         let note = match outcome {
-            Outcome::Booked {
+            Verdict::Booked {
                 from,
                 to,
                 mwh,
@@ -407,14 +407,14 @@ impl SiteAccount {
                 }
                 note
             }
-            Outcome::Suspect(n) => {
+            Verdict::Suspect(n) => {
                 // Only the next reading tells a glitch from a reset or a real jump, and
                 // that verdict is what gets reported and counted; a glitch must not
                 // leave a quarantined figure in the ledger.
                 tracing::debug!(site = %self.setup.site, role = role.name(), "held back: {n:?}");
                 None
             }
-            Outcome::Overdue { since, note } => {
+            Verdict::Overdue { since, note } => {
                 self.anomalies.held_back += 1;
                 self.ledger.note_held_back(at);
                 let site = &self.setup.site;
@@ -435,11 +435,11 @@ impl SiteAccount {
                 ));
                 None
             }
-            Outcome::Baseline => {
+            Verdict::Baseline => {
                 self.baseline_pending = true;
                 None
             }
-            Outcome::Ignored => None,
+            Verdict::Ignored => None,
         };
         if let Some(n) = note {
             self.note(at, role, &n);
@@ -527,7 +527,7 @@ impl SiteAccount {
             &mut self.state.grid
         };
         match integrator.observe(at, kw, gap) {
-            integrate::Outcome::Flow(f) => {
+            integrate::Step::Flow(f) => {
                 if battery {
                     let d = self.carry(0, f.positive_mwh);
                     let c = self.carry(1, f.negative_mwh);
@@ -540,7 +540,7 @@ impl SiteAccount {
                     self.demand.add(f.from, f.to, demand::Flow::Import, i);
                 }
             }
-            integrate::Outcome::Gap { from, to } => {
+            integrate::Step::Gap { from, to } => {
                 self.anomalies.gaps += 1;
                 if battery {
                     self.ledger.note_gap(to);
@@ -551,7 +551,7 @@ impl SiteAccount {
                     if battery { "battery power" } else { "grid power" }
                 ));
             }
-            integrate::Outcome::Started | integrate::Outcome::Ignored => {}
+            integrate::Step::Started | integrate::Step::Ignored => {}
         }
     }
 
@@ -647,7 +647,7 @@ mod tests {
         Observation {
             at,
             role,
-            reading: Reading::Value(v),
+            reading: Measured::Value(v),
         }
     }
 
@@ -655,7 +655,7 @@ mod tests {
         Observation {
             at,
             role,
-            reading: Reading::Counter {
+            reading: Measured::Counter {
                 raw: (kwh * 1000.0).round() as u64,
                 bits: 32,
                 mwh_per_raw: 1000.0,

@@ -15,7 +15,7 @@ pub struct Flow {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum Step {
     Flow(Flow),
     /// Samples further apart than allowed: nothing booked between them.
     Gap {
@@ -38,22 +38,22 @@ impl Integrator {
         at: Timestamp,
         kw: Option<f64>,
         max_gap: jiff::SignedDuration,
-    ) -> Outcome {
+    ) -> Step {
         let Some(p1) = kw.filter(|v| v.is_finite()) else {
             self.last = None;
-            return Outcome::Ignored;
+            return Step::Ignored;
         };
         let prev = self.last;
         match prev {
-            Some((t0, _)) if at <= t0 => return Outcome::Ignored,
+            Some((t0, _)) if at <= t0 => return Step::Ignored,
             _ => self.last = Some((at, p1)),
         }
         let Some((t0, p0)) = prev else {
-            return Outcome::Started;
+            return Step::Started;
         };
         let dt = t0.duration_until(at);
         if dt > max_gap {
-            return Outcome::Gap { from: t0, to: at };
+            return Step::Gap { from: t0, to: at };
         }
         let h = dt.as_secs_f64() / 3600.0;
         let mut f = Flow {
@@ -81,7 +81,7 @@ impl Integrator {
                 }
             }
         }
-        Outcome::Flow(f)
+        Step::Flow(f)
     }
 }
 
@@ -99,14 +99,14 @@ mod tests {
     #[test]
     fn trapezoids_and_zero_crossings() {
         let mut i = Integrator::default();
-        assert_eq!(i.observe(at(0), Some(3600.0), GAP), Outcome::Started);
+        assert_eq!(i.observe(at(0), Some(3600.0), GAP), Step::Started);
         // 3600 kW for 1 s = 1 kWh = 1e6 mWh.
-        let Outcome::Flow(f) = i.observe(at(1), Some(3600.0), GAP) else {
+        let Step::Flow(f) = i.observe(at(1), Some(3600.0), GAP) else {
             panic!()
         };
         assert!((f.positive_mwh - 1e6).abs() < 1e-6 && f.negative_mwh == 0.0);
         // From +3600 to -3600 over 2 s: crosses zero half-way, 0.5 kWh each way.
-        let Outcome::Flow(f) = i.observe(at(3), Some(-3600.0), GAP) else {
+        let Step::Flow(f) = i.observe(at(3), Some(-3600.0), GAP) else {
             panic!()
         };
         assert!((f.positive_mwh - 5e5).abs() < 1e-6 && (f.negative_mwh - 5e5).abs() < 1e-6);
@@ -118,12 +118,12 @@ mod tests {
         i.observe(at(0), Some(100.0), GAP);
         assert_eq!(
             i.observe(at(10), Some(100.0), GAP),
-            Outcome::Gap {
+            Step::Gap {
                 from: at(0),
                 to: at(10)
             }
         );
-        assert_eq!(i.observe(at(11), None, GAP), Outcome::Ignored);
-        assert_eq!(i.observe(at(12), Some(100.0), GAP), Outcome::Started);
+        assert_eq!(i.observe(at(11), None, GAP), Step::Ignored);
+        assert_eq!(i.observe(at(12), Some(100.0), GAP), Step::Started);
     }
 }

@@ -13,7 +13,7 @@ use std::io::BufRead;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use super::energy::{Observation, Reading};
+use super::energy::{Measured, Observation};
 use crate::role::Role;
 
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +150,7 @@ impl<R: BufRead> CsvHistory<R> {
                             return Err(fail(format!("a counter cannot be negative: {cell}")))
                         }
                         // kWh to whole mWh: counters telescope, so rounding never accumulates.
-                        Some(kwh) => Reading::Counter {
+                        Some(kwh) => Measured::Counter {
                             raw: (kwh * 1e6).round() as u64,
                             bits: 64,
                             mwh_per_raw: 1.0,
@@ -158,7 +158,7 @@ impl<R: BufRead> CsvHistory<R> {
                         None => continue,
                     }
                 } else {
-                    Reading::Value(v)
+                    Measured::Value(v)
                 };
                 out.push(Observation { at, role, reading });
             }
@@ -192,14 +192,14 @@ mod tests {
         );
         assert_eq!(
             out[1].reading,
-            Reading::Counter {
+            Measured::Counter {
                 raw: 10_500_000,
                 bits: 64,
                 mwh_per_raw: 1.0
             }
         );
         assert!(h.next_row(&mut out).unwrap());
-        assert_eq!(out[0].reading, Reading::Value(None));
+        assert_eq!(out[0].reading, Measured::Value(None));
         let e = h.next_row(&mut out).unwrap_err();
         assert_eq!(e.line, 4);
         assert!(

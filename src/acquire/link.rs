@@ -15,7 +15,7 @@ use tokio_modbus::client::{Client, Context};
 use tokio_util::sync::CancellationToken;
 
 use super::decode::{decode_reply, Decoded};
-use super::sample::{DeviceRef, ErrorKind, PollError, Reading, Sample};
+use super::sample::{DeviceRef, ErrorKind, PointReading, PollError, Sample};
 use super::transport::{self, exception_text, CallError};
 use crate::acquire::spec::DeviceSpec;
 use crate::acquire::spec::Transport;
@@ -195,7 +195,7 @@ impl Link {
                 Ok(reply) => {
                     answered += 1;
                     decode_reply(profile, req, &reply, |point, d| match d {
-                        Decoded::Value { value, raw, valid } => readings.push(Reading {
+                        Decoded::Value { value, raw, valid } => readings.push(PointReading {
                             point,
                             value,
                             raw,

@@ -18,7 +18,7 @@ pub struct DeviceRef {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
+pub struct PointReading {
     /// Index into the profile's points.
     pub point: usize,
     pub value: Value,
@@ -82,7 +82,7 @@ pub struct Sample {
     pub device: Arc<DeviceRef>,
     /// When the poll started, read from the daemon's clock.
     pub at: Timestamp,
-    pub readings: Vec<Reading>,
+    pub readings: Vec<PointReading>,
     /// Points the device reported as not available (sentinel, NaN) or whose request failed.
     pub missing: Vec<usize>,
     pub poll_duration: Duration,
@@ -103,7 +103,7 @@ impl Sample {
         &self.device.site
     }
 
-    pub fn name_of(&self, r: &Reading) -> &str {
+    pub fn name_of(&self, r: &PointReading) -> &str {
         &self.device.profile.points[r.point].name
     }
 
@@ -116,7 +116,7 @@ impl Sample {
     }
 
     /// The reading of the point carrying `role`, if present and valid.
-    pub fn role(&self, role: Role) -> Option<&Reading> {
+    pub fn role(&self, role: Role) -> Option<&PointReading> {
         let (i, _) = self.device.profile.point_with_role(role)?;
         self.readings.iter().find(|r| r.point == i && r.valid)
     }

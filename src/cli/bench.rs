@@ -130,7 +130,7 @@ pub fn run(a: Args) -> Outcome {
 
 /// The oracle's two cycles a day as PCS counters in whole Wh, one sample a second.
 fn replay(seconds: u64) {
-    use crate::account::energy::{Observation, Reading, SiteAccount, SiteSetup};
+    use crate::account::energy::{Measured, Observation, SiteAccount, SiteSetup};
     use crate::account::tariff::TariffCatalog;
     use crate::role::Role;
     use jiff::SignedDuration;
@@ -172,7 +172,7 @@ fn replay(seconds: u64) {
             (Role::ChargeEnergyTotal, c),
             (Role::DischargeEnergyTotal, d),
         ] {
-            let reading = Reading::Counter {
+            let reading = Measured::Counter {
                 raw: wh as u64 & 0xFFFF_FFFF,
                 bits: 32,
                 mwh_per_raw: 1000.0,

@@ -182,7 +182,7 @@ fn outage_events<'a>(
 }
 
 pub fn mqtt(sites: usize, outage: u64) -> Outcome {
-    use crate::publish::mqtt::{encode, MqttSink, Settings, SINK};
+    use crate::publish::mqtt::{encode, MqttSettings, MqttSink, SINK};
     // Three device states a second per site, and a tariff message every 10 s.
     let events = outage_events(sites, outage, |site, s, at, out| {
         for (dev, n) in [("pcs", 12), ("bms", 11), ("meter", 7)] {
@@ -218,7 +218,7 @@ pub fn mqtt(sites: usize, outage: u64) -> Outcome {
     )?;
     let m: crate::config::Mqtt =
         toml::from_str(&format!("url = \"mqtt://127.0.0.1:{port}\"")).map_err(fail)?;
-    let settings = Settings::from_config(&m, "bessmon-bench", &o.dir).map_err(fail)?;
+    let settings = MqttSettings::from_config(&m, "bessmon-bench", &o.dir).map_err(fail)?;
     let spool = o.spool.clone();
     let drained = o.drain(move |stop| MqttSink::bare(settings, spool).run(stop))?;
     o.print(sites, outage, "messages", "Mosquitto, QoS 1", drained);
@@ -227,7 +227,7 @@ pub fn mqtt(sites: usize, outage: u64) -> Outcome {
 
 pub fn influx(sites: usize, outage: u64) -> Outcome {
     use crate::account::report::{build, Period};
-    use crate::publish::influx::{encode, InfluxSink, Settings, SINK};
+    use crate::publish::influx::{encode, InfluxSettings, InfluxSink, SINK};
     let tariff = crate::account::tariff::TariffCatalog::new(&[])
         .load("cn-chongqing-ci-2025-02")
         .and_then(Result::ok)
@@ -285,7 +285,7 @@ pub fn influx(sites: usize, outage: u64) -> Outcome {
     ))
     .map_err(fail)?;
     let sink = InfluxSink::new(
-        Settings::from_config(&c, &o.dir).map_err(fail)?,
+        InfluxSettings::from_config(&c, &o.dir).map_err(fail)?,
         o.spool.clone(),
     )
     .map_err(fail)?;

@@ -20,7 +20,7 @@ use crate::clock::SharedClock;
 use crate::config::validate::Validated;
 use crate::publish::http::{self, Live};
 use crate::publish::influx;
-use crate::publish::mqtt::{MqttSink, Settings};
+use crate::publish::mqtt::{MqttSettings, MqttSink};
 use crate::publish::outbox::{Outbox, Sink};
 use crate::publish::Event;
 use crate::spool::{Limits, Spool};
@@ -76,7 +76,7 @@ pub async fn run(
     let mut savings_every = Duration::from_secs(10);
     let mut mqtt_stats = None;
     if let (Some(m), Some(spool)) = (&v.config.mqtt, &spool) {
-        let settings = Settings::from_config(m, &daemon.instance, &daemon.state_dir)
+        let settings = MqttSettings::from_config(m, &daemon.instance, &daemon.state_dir)
             .map_err(DaemonError::Config)?;
         if let Some(d) = v.savings_interval {
             savings_every = savings_every.min(d);
@@ -96,8 +96,8 @@ pub async fn run(
     }
     let mut influx_stats = None;
     if let (Some(i), Some(spool)) = (&v.config.influxdb, &spool) {
-        let settings =
-            influx::Settings::from_config(i, &daemon.state_dir).map_err(DaemonError::Config)?;
+        let settings = influx::InfluxSettings::from_config(i, &daemon.state_dir)
+            .map_err(DaemonError::Config)?;
         tracing::info!("writing to InfluxDB ({} API) at {}", i.api, i.url);
         outbox_sinks.push(Sink::Influx);
         let sink = influx::InfluxSink::new(settings, spool.clone()).map_err(DaemonError::Config)?;
@@ -272,7 +272,7 @@ fn update_live(l: &mut Live, e: &Event) {
             ..
         } => {
             if let Some(s) = l.sites.get_mut(&**site) {
-                s.tariff = Some(http::live::Tariff {
+                s.tariff = Some(http::live::TariffNow {
                     band: band.clone(),
                     price: *price,
                     until: crate::timefmt::rfc3339(*until),

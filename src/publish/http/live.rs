@@ -21,7 +21,7 @@ pub struct DeviceLive {
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
-pub struct Tariff {
+pub struct TariffNow {
     pub band: String,
     pub price: f64,
     pub until: String,
@@ -40,7 +40,7 @@ pub struct SiteLive {
     pub battery_power_kw: Option<f64>,
     /// + = import.
     pub grid_power_kw: Option<f64>,
-    pub tariff: Option<Tariff>,
+    pub tariff: Option<TariffNow>,
     pub today: Option<Report>,
     pub devices: BTreeMap<String, DeviceLive>,
     /// The last 24 hours of power and SOC, one point a minute (for the dashboard).

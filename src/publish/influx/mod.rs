@@ -22,7 +22,7 @@ mod settings;
 mod sink;
 
 pub use encode::encode;
-pub use settings::Settings;
+pub use settings::InfluxSettings;
 pub use sink::{InfluxSink, InfluxStats};
 
 pub const SINK: &str = "influxdb";

@@ -15,7 +15,7 @@ pub(super) enum Auth {
 
 /// Where and how to write. Credentials are never printed.
 #[derive(Clone)]
-pub struct Settings {
+pub struct InfluxSettings {
     pub write_url: String,
     pub(super) auth: Auth,
     pub gzip: bool,
@@ -26,9 +26,9 @@ pub struct Settings {
     pub dead_letter_dir: PathBuf,
 }
 
-impl std::fmt::Debug for Settings {
+impl std::fmt::Debug for InfluxSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
+        f.debug_struct("InfluxSettings")
             .field("write_url", &self.write_url)
             .field("gzip", &self.gzip)
             .finish_non_exhaustive()
@@ -60,8 +60,8 @@ fn query_escape(s: &str) -> String {
         .collect()
 }
 
-impl Settings {
-    pub fn from_config(c: &Influx, state_dir: &Path) -> Result<Settings, String> {
+impl InfluxSettings {
+    pub fn from_config(c: &Influx, state_dir: &Path) -> Result<InfluxSettings, String> {
         // A path prefix (reverse proxy, VictoriaMetrics' /influx) is kept.
         let base = c.url.trim_end_matches('/');
         let (write_url, auth) = match c.api.as_str() {
@@ -99,7 +99,7 @@ impl Settings {
             }
         };
         let d = |v: &str, key: &str| parse_duration(v).map_err(|m| format!("influxdb.{key}: {m}"));
-        Ok(Settings {
+        Ok(InfluxSettings {
             write_url,
             auth,
             gzip: c.gzip,
@@ -122,12 +122,12 @@ mod tests {
 
     #[test]
     fn write_urls_keep_path_prefixes() {
-        let s = Settings::from_config(&cfg("url = \"http://proxy:8080/influx/\"\nbucket = \"b s\"\norg = \"ops\"\ntoken = \"t\""), Path::new("/tmp")).unwrap();
+        let s = InfluxSettings::from_config(&cfg("url = \"http://proxy:8080/influx/\"\nbucket = \"b s\"\norg = \"ops\"\ntoken = \"t\""), Path::new("/tmp")).unwrap();
         assert_eq!(
             s.write_url,
             "http://proxy:8080/influx/api/v2/write?org=ops&bucket=b%20s&precision=ms"
         );
-        let s = Settings::from_config(&cfg("url = \"http://h:8086\"\napi = \"v1\"\ndatabase = \"bess\"\nretention_policy = \"y\""), Path::new("/tmp")).unwrap();
+        let s = InfluxSettings::from_config(&cfg("url = \"http://h:8086\"\napi = \"v1\"\ndatabase = \"bess\"\nretention_policy = \"y\""), Path::new("/tmp")).unwrap();
         assert_eq!(s.write_url, "http://h:8086/write?db=bess&precision=ms&rp=y");
     }
 }

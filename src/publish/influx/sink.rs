@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::settings::{Auth, Settings};
+use super::settings::{Auth, InfluxSettings};
 use super::SINK;
 use crate::backoff::Backoff;
 use crate::spool::Spool;
@@ -21,7 +21,7 @@ pub struct InfluxStats {
     pub write_nanos: AtomicU64,
 }
 
-enum Outcome {
+enum WriteOutcome {
     Written,
     Retry(String, Option<Duration>),
     TooLarge(String),
@@ -89,14 +89,14 @@ impl Batch {
 }
 
 pub struct InfluxSink {
-    settings: Settings,
+    settings: InfluxSettings,
     spool: Arc<Spool>,
     client: reqwest::Client,
     pub stats: Arc<InfluxStats>,
 }
 
 impl InfluxSink {
-    pub fn new(settings: Settings, spool: Arc<Spool>) -> Result<Self, String> {
+    pub fn new(settings: InfluxSettings, spool: Arc<Spool>) -> Result<Self, String> {
         crate::tls::install_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
@@ -173,7 +173,7 @@ impl InfluxSink {
             let outcome = if stopping {
                 tokio::time::timeout(Duration::from_secs(2), self.post(&batch))
                     .await
-                    .unwrap_or(Outcome::Retry("shutting down".into(), None))
+                    .unwrap_or(WriteOutcome::Retry("shutting down".into(), None))
             } else {
                 self.post(&batch).await
             };
@@ -187,7 +187,7 @@ impl InfluxSink {
                 .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
             let lines = batch.lines;
             match outcome {
-                Outcome::Written => {
+                WriteOutcome::Written => {
                     if failing {
                         tracing::info!("influxdb: writing again");
                         failing = false;
@@ -198,13 +198,13 @@ impl InfluxSink {
                     self.ack(batch.seqs, &mut acking).await;
                     ready = prefetched.filter(|b| !b.seqs.is_empty());
                 }
-                Outcome::TooLarge(msg) if batch.seqs.len() > 1 => {
+                WriteOutcome::TooLarge(msg) if batch.seqs.len() > 1 => {
                     batch_lines = (lines as usize / 2).max(1);
                     tracing::warn!(
                         "influxdb: a batch of {lines} lines is too large ({msg}); writing at most {batch_lines} lines per batch from now on"
                     );
                 }
-                Outcome::TooLarge(msg) | Outcome::Reject(msg) => {
+                WriteOutcome::TooLarge(msg) | WriteOutcome::Reject(msg) => {
                     self.stats.dead_lettered_batches.fetch_add(1, Relaxed);
                     let file = super::dead_letter::write(
                         &self.settings.dead_letter_dir,
@@ -217,7 +217,7 @@ impl InfluxSink {
                     self.ack(batch.seqs, &mut acking).await;
                     ready = prefetched.filter(|b| !b.seqs.is_empty());
                 }
-                Outcome::Retry(msg, after) => {
+                WriteOutcome::Retry(msg, after) => {
                     self.stats.failed_requests.fetch_add(1, Relaxed);
                     if stopping {
                         break;
@@ -262,7 +262,7 @@ impl InfluxSink {
         }));
     }
 
-    async fn post(&self, batch: &Batch) -> Outcome {
+    async fn post(&self, batch: &Batch) -> WriteOutcome {
         let s = &self.settings;
         let mut req = self
             .client
@@ -294,7 +294,7 @@ impl InfluxSink {
                     cause = c.to_string();
                     src = c.source();
                 }
-                return Outcome::Retry(
+                return WriteOutcome::Retry(
                     format!(
                         "{what} to {}: {cause}",
                         s.write_url.split('?').next().unwrap_or("")
@@ -305,7 +305,7 @@ impl InfluxSink {
         };
         let status = resp.status();
         if status.is_success() {
-            return Outcome::Written;
+            return WriteOutcome::Written;
         }
         let retry_after = resp
             .headers()
@@ -318,11 +318,11 @@ impl InfluxSink {
             text.trim().chars().take(500).collect::<String>()
         );
         if status.as_u16() == 429 || status.is_server_error() {
-            Outcome::Retry(msg, retry_after)
+            WriteOutcome::Retry(msg, retry_after)
         } else if status.as_u16() == 413 {
-            Outcome::TooLarge(msg)
+            WriteOutcome::TooLarge(msg)
         } else {
-            Outcome::Reject(msg)
+            WriteOutcome::Reject(msg)
         }
     }
 }
@@ -423,7 +423,7 @@ mod tests {
         batch.push((SINK, record(100, 60)));
         batch.push((SINK, record(101, 1)));
         spool.append(&batch).unwrap();
-        let settings = Settings::from_config(
+        let settings = InfluxSettings::from_config(
             &cfg(&format!("url = \"http://127.0.0.1:{port}\"\nbucket = \"b\"\ngzip = false\nbatch_size = 100\nflush_interval = \"10ms\""
             )),
             dir.path(),

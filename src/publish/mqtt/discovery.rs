@@ -4,12 +4,15 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::settings::Settings;
+use super::settings::MqttSettings;
 use crate::config::validate::Validated;
 use crate::role::Role;
 
 /// configs (topic, payload) when enabled.
-pub fn retained_topics(s: &Settings, v: &Validated) -> (BTreeSet<String>, Vec<(String, String)>) {
+pub fn retained_topics(
+    s: &MqttSettings,
+    v: &Validated,
+) -> (BTreeSet<String>, Vec<(String, String)>) {
     let p = &s.prefix;
     let mut topics = BTreeSet::new();
     let mut discovery = Vec::new();
@@ -102,7 +105,7 @@ transport = { type = "tcp", host = "127.0.0.1", port = 502 }
         })
         .unwrap();
         let m = v.config.mqtt.as_ref().unwrap();
-        let s = Settings::from_config(m, "inst", std::path::Path::new("/tmp")).unwrap();
+        let s = MqttSettings::from_config(m, "inst", std::path::Path::new("/tmp")).unwrap();
         let (topics, discovery) = retained_topics(&s, &v);
         for t in [
             "bess/lab/savings",

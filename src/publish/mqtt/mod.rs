@@ -23,7 +23,7 @@ mod sink;
 
 pub use discovery::retained_topics;
 pub use encode::encode;
-pub use settings::{parse_url, Settings};
+pub use settings::{parse_url, MqttSettings};
 pub use sink::{MqttSink, MqttStats};
 
 /// The spool queue this sink drains.

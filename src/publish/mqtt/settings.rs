@@ -9,7 +9,7 @@ use super::WINDOW;
 use crate::config::Mqtt;
 
 #[derive(Clone)]
-pub struct Settings {
+pub struct MqttSettings {
     pub host: String,
     pub port: u16,
     pub tls: Option<TlsConfiguration>,
@@ -22,10 +22,10 @@ pub struct Settings {
     pub state_dir: PathBuf,
 }
 
-impl std::fmt::Debug for Settings {
+impl std::fmt::Debug for MqttSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The password is never printed.
-        f.debug_struct("Settings")
+        f.debug_struct("MqttSettings")
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls.is_some())
@@ -76,8 +76,8 @@ pub fn parse_url(url: &str) -> Result<(bool, String, u16), String> {
     Ok((tls, host, port))
 }
 
-impl Settings {
-    pub fn from_config(m: &Mqtt, instance: &str, state_dir: &Path) -> Result<Settings, String> {
+impl MqttSettings {
+    pub fn from_config(m: &Mqtt, instance: &str, state_dir: &Path) -> Result<MqttSettings, String> {
         let (tls, host, port) = parse_url(&m.url)?;
         let password = match (&m.password, &m.password_file) {
             (Some(p), _) => Some(p.clone()),
@@ -111,7 +111,7 @@ impl Settings {
         } else {
             None
         };
-        Ok(Settings {
+        Ok(MqttSettings {
             host,
             port,
             tls,

@@ -14,14 +14,14 @@ use tokio_util::sync::CancellationToken;
 use super::acks::Acks;
 use super::discovery::retained_topics;
 use super::registry::{load_registry, save_registry};
-use super::settings::Settings;
+use super::settings::MqttSettings;
 use super::{SINK, WINDOW};
 use crate::backoff::Backoff;
 use crate::config::validate::Validated;
 use crate::spool::Spool;
 
 pub struct MqttSink {
-    pub settings: Settings,
+    pub settings: MqttSettings,
     spool: Arc<Spool>,
     topics: BTreeSet<String>,
     discovery: Vec<(String, String)>,
@@ -48,7 +48,7 @@ enum Ended {
 
 impl MqttSink {
     /// A sink with no config behind it (benchmarks): no discovery, no retained cleanup.
-    pub fn bare(settings: Settings, spool: Arc<Spool>) -> Self {
+    pub fn bare(settings: MqttSettings, spool: Arc<Spool>) -> Self {
         MqttSink {
             settings,
             spool,
@@ -58,7 +58,7 @@ impl MqttSink {
         }
     }
 
-    pub fn new(settings: Settings, v: &Validated, spool: Arc<Spool>) -> Self {
+    pub fn new(settings: MqttSettings, v: &Validated, spool: Arc<Spool>) -> Self {
         let (topics, discovery) = retained_topics(&settings, v);
         MqttSink {
             settings,
