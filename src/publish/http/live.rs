@@ -20,6 +20,7 @@ pub struct DeviceLive {
     pub invalid: Vec<String>,
 }
 
+/// The band and price in force now, and until when, as the API shows them.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct TariffNow {
     pub band: String,
