@@ -555,6 +555,24 @@ fn check_transport(
     }
 }
 
+/// A validated configuration from TOML text: `sections` go before the sites,
+/// and one site `lab` reads the simulator's PCS on 127.0.0.1:502 with
+/// `transport_extra` inside its transport table. For unit tests.
+#[cfg(test)]
+pub(crate) fn lab_config(sections: &str, transport_extra: &str) -> Validated {
+    let toml = format!(
+        "[daemon]\nstate_dir = \"/tmp/unused\"\nprofile_dirs = []\ntariff_dirs = []\n{sections}\n\
+         [[sites]]\nid = \"lab\"\ntariff = \"cn-chongqing-ci-2025-02\"\ncapacity_kwh = 2000\nrated_power_kw = 1000\n\
+         [[sites.devices]]\nid = \"pcs\"\nprofile = \"bessmon-sim-pcs\"\nunit = 1\ntimeout = \"500ms\"\n\
+         transport = {{ type = \"tcp\", host = \"127.0.0.1\", port = 502{transport_extra} }}\n"
+    );
+    load_and_validate(&super::ConfigSource::Inline {
+        name: "t".into(),
+        toml,
+    })
+    .unwrap()
+}
+
 /// Loads and validates in one step; the error list covers both.
 pub fn load_and_validate(source: &super::ConfigSource) -> Result<Validated, Vec<String>> {
     let cfg = super::load(source).map_err(|e| vec![e.to_string()])?;
@@ -564,35 +582,13 @@ pub fn load_and_validate(source: &super::ConfigSource) -> Result<Validated, Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConfigSource;
 
     #[test]
     fn durations_reach_the_running_parts_parsed() {
-        let toml = r#"
-[daemon]
-state_dir = "/tmp/unused"
-profile_dirs = []
-tariff_dirs = []
-[mqtt]
-url = "mqtt://127.0.0.1:1883"
-savings_interval = "30s"
-[[sites]]
-id = "lab"
-tariff = "cn-chongqing-ci-2025-02"
-capacity_kwh = 2000
-rated_power_kw = 1000
-[[sites.devices]]
-id = "pcs"
-profile = "bessmon-sim-pcs"
-unit = 1
-timeout = "500ms"
-transport = { type = "tcp", host = "127.0.0.1", port = 502, pause = "250ms" }
-"#;
-        let v = load_and_validate(&ConfigSource::Inline {
-            name: "t".into(),
-            toml: toml.into(),
-        })
-        .unwrap();
+        let v = lab_config(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\nsavings_interval = \"30s\"",
+            ", pause = \"250ms\"",
+        );
         assert_eq!(v.savings_interval, Some(Duration::from_secs(30)));
         let d = v.devices().next().unwrap();
         assert_eq!(d.pause, Duration::from_millis(250));

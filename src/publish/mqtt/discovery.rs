@@ -74,36 +74,14 @@ pub fn retained_topics(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::validate::load_and_validate;
-    use crate::config::ConfigSource;
+    use crate::config::validate::lab_config;
 
     #[test]
     fn each_site_gets_its_retained_topics_and_a_labelled_net_savings_sensor() {
-        let toml = r#"
-[daemon]
-state_dir = "/tmp/unused"
-profile_dirs = []
-tariff_dirs = []
-[mqtt]
-topic_prefix = "bess"
-homeassistant = { enabled = true }
-[[sites]]
-id = "lab"
-tariff = "cn-chongqing-ci-2025-02"
-capacity_kwh = 2000
-rated_power_kw = 1000
-[[sites.devices]]
-id = "pcs"
-profile = "bessmon-sim-pcs"
-unit = 1
-timeout = "500ms"
-transport = { type = "tcp", host = "127.0.0.1", port = 502 }
-"#;
-        let v = load_and_validate(&ConfigSource::Inline {
-            name: "t".into(),
-            toml: toml.into(),
-        })
-        .unwrap();
+        let v = lab_config(
+            "[mqtt]\ntopic_prefix = \"bess\"\nhomeassistant = { enabled = true }",
+            "",
+        );
         let m = v.config.mqtt.as_ref().unwrap();
         let s = MqttSettings::from_config(m, "inst", std::path::Path::new("/tmp")).unwrap();
         let (topics, discovery) = retained_topics(&s, &v);
