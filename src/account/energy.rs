@@ -283,27 +283,27 @@ impl SiteAccount {
                     self.live.insert(o.role, (o.at, v));
                 }
                 match o.role {
-                    Role::BatteryPower => {
-                        let v = self.plausible_power(v, true);
-                        if self.setup.battery_counters {
-                            let gap = self.setup.max_gap;
-                            self.state.battery_trace.observe(o.at, v, gap);
-                        } else {
-                            self.integrate(o.at, v, true)
-                        }
-                    }
-                    Role::GridPower => {
-                        let v = self.plausible_power(v, false);
-                        if self.setup.import_counter {
-                            let gap = self.setup.max_gap;
-                            self.state.grid_trace.observe(o.at, v, gap);
-                        } else {
-                            self.integrate(o.at, v, false)
-                        }
-                    }
+                    Role::BatteryPower => self.power(o.at, v, true),
+                    Role::GridPower => self.power(o.at, v, false),
                     _ => {}
                 }
             }
+        }
+    }
+
+    /// A power reading: the counters' witness where the flow has counters,
+    /// else integrated into energy.
+    fn power(&mut self, at: Timestamp, kw: Option<f64>, battery: bool) {
+        let kw = self.plausible_power(kw, battery);
+        let (has_counters, trace) = if battery {
+            (self.setup.battery_counters, &mut self.state.battery_trace)
+        } else {
+            (self.setup.import_counter, &mut self.state.grid_trace)
+        };
+        if has_counters {
+            trace.observe(at, kw, self.setup.max_gap);
+        } else {
+            self.integrate(at, kw, battery)
         }
     }
 
@@ -429,8 +429,12 @@ impl SiteAccount {
                     }
                     ref other => format!("{other:?}"),
                 };
+                let hint = match role {
+                    Role::GridImportEnergyTotal | Role::GridExportEnergyTotal => " (set sites.grid_capacity_kw or measure grid power if the site is larger than expected)",
+                    _ => "",
+                };
                 self.messages.push(format!(
-                    "site {site}: {} {what} since its last good reading at {since}: held back for five minutes, nothing booked from it yet (set sites.grid_capacity_kw or measure grid power if the site is larger than expected)",
+                    "site {site}: {} {what} since its last good reading at {since}: held back for five minutes, nothing booked from it yet{hint}",
                     role.name()
                 ));
                 None
@@ -452,9 +456,9 @@ impl SiteAccount {
         self.ledger.note_counter_gap(&key, from, to);
     }
 
-    fn note(&mut self, at: Timestamp, role: Role, n: &Note) {
+    fn note(&mut self, at: Timestamp, counter: Role, n: &Note) {
         let site = self.setup.site.clone();
-        let role = role.name();
+        let role = counter.name();
         let msg = match *n {
             Note::Rollover => {
                 self.anomalies.rollovers += 1;
@@ -468,10 +472,10 @@ impl SiteAccount {
                 hidden_max_mwh,
             } => {
                 self.anomalies.resets += 1;
-                let kind = match role {
-                    "charge_energy_total" => Some(Kind::Charge),
-                    "discharge_energy_total" => Some(Kind::Discharge),
-                    "aux_energy_total" => Some(Kind::Aux),
+                let kind = match counter {
+                    Role::ChargeEnergyTotal => Some(Kind::Charge),
+                    Role::DischargeEnergyTotal => Some(Kind::Discharge),
+                    Role::AuxEnergyTotal => Some(Kind::Aux),
                     _ => None,
                 };
                 if let (Some(kind), true) = (kind, hidden_max_mwh > 0) {

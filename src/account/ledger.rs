@@ -88,6 +88,20 @@ pub struct Interval {
     pub price_max: f64,
 }
 
+impl Interval {
+    fn new(from: Timestamp, to: Timestamp, price_min: f64, price_max: f64) -> Interval {
+        Interval {
+            from,
+            to,
+            charge_mwh: 0,
+            discharge_mwh: 0,
+            aux_mwh: 0,
+            price_min,
+            price_max,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct GapStats {
     pub count: u32,
@@ -203,85 +217,72 @@ impl Ledger {
         lo: f64,
         hi: f64,
     ) {
-        let day = self.day_mut(to);
-        let u = day.unattributed.get_or_insert_default();
-        let kwh = mwh as f64 / 1e6;
-        let (lo_money, hi_money) = (kwh * lo, kwh * hi);
-        match kind {
-            Kind::Charge => {
-                u.charge_mwh += mwh;
-                u.charge_cost_min += lo_money;
-                u.charge_cost_max += hi_money;
-            }
-            Kind::Discharge => {
-                u.discharge_mwh += mwh;
-                u.discharge_value_min += lo_money;
-                u.discharge_value_max += hi_money;
-            }
-            Kind::Aux => {
-                u.aux_mwh += mwh;
-                u.aux_cost_min += lo_money;
-                u.aux_cost_max += hi_money;
-            }
-        }
-        // Counters of one device read together share their interval: one record.
-        let i = match u
-            .intervals
-            .iter()
-            .position(|i| i.from == from && i.to == to)
-        {
-            Some(i) => i,
-            None => {
-                u.intervals.push(Interval {
-                    from,
-                    to,
-                    charge_mwh: 0,
-                    discharge_mwh: 0,
-                    aux_mwh: 0,
-                    price_min: lo,
-                    price_max: hi,
-                });
-                u.intervals.len() - 1
-            }
-        };
-        let i = &mut u.intervals[i];
-        match kind {
-            Kind::Charge => i.charge_mwh += mwh,
-            Kind::Discharge => i.discharge_mwh += mwh,
-            Kind::Aux => i.aux_mwh += mwh,
-        }
+        self.record(Interval::new(from, to, lo, hi), kind, mwh, false);
     }
 
     /// A counter reset hid up to `max_mwh` of `kind` over `[from, to]`: nothing
     /// is booked, the money bounds widen by what it could have been worth.
     pub fn note_hidden(&mut self, from: Timestamp, to: Timestamp, kind: Kind, max_mwh: i64) {
         let (lo, hi) = self.price_range(from, to);
-        let u = self.day_mut(to).unattributed.get_or_insert_default();
-        let most = max_mwh as f64 / 1e6 * hi;
-        let mut i = Interval {
-            from,
-            to,
-            charge_mwh: 0,
-            discharge_mwh: 0,
-            aux_mwh: 0,
-            price_min: lo,
-            price_max: hi,
+        self.record(Interval::new(from, to, lo, hi), kind, max_mwh, true);
+    }
+
+    /// Records energy whose band is unknown on the day the interval ends:
+    /// `mwh` of it (`hidden`: at most `mwh`, amount unknown), priced at the
+    /// interval's cheapest and dearest price.
+    fn record(&mut self, interval: Interval, kind: Kind, mwh: i64, hidden: bool) {
+        let u = self
+            .day_mut(interval.to)
+            .unattributed
+            .get_or_insert_default();
+        let kwh = mwh as f64 / 1e6;
+        // What hid may have been nothing at all: its least worth is zero.
+        let least = if hidden {
+            0.0
+        } else {
+            kwh * interval.price_min
         };
-        match kind {
-            Kind::Charge => {
-                u.charge_cost_max += most;
-                i.charge_mwh = max_mwh;
-            }
-            Kind::Discharge => {
-                u.discharge_value_max += most;
-                i.discharge_mwh = max_mwh;
-            }
-            Kind::Aux => {
-                u.aux_cost_max += most;
-                i.aux_mwh = max_mwh;
-            }
+        let most = kwh * interval.price_max;
+        let (energy, min, max) = match kind {
+            Kind::Charge => (
+                &mut u.charge_mwh,
+                &mut u.charge_cost_min,
+                &mut u.charge_cost_max,
+            ),
+            Kind::Discharge => (
+                &mut u.discharge_mwh,
+                &mut u.discharge_value_min,
+                &mut u.discharge_value_max,
+            ),
+            Kind::Aux => (&mut u.aux_mwh, &mut u.aux_cost_min, &mut u.aux_cost_max),
+        };
+        if !hidden {
+            *energy += mwh;
         }
-        u.hidden.push(i);
+        *min += least;
+        *max += most;
+        let list = if hidden {
+            &mut u.hidden
+        } else {
+            &mut u.intervals
+        };
+        // Counters of one device read together share their interval: one record.
+        let i = match list
+            .iter()
+            .position(|i| i.from == interval.from && i.to == interval.to)
+        {
+            Some(i) => i,
+            None => {
+                list.push(interval);
+                list.len() - 1
+            }
+        };
+        let i = &mut list[i];
+        *match kind {
+            Kind::Charge => &mut i.charge_mwh,
+            Kind::Discharge => &mut i.discharge_mwh,
+            Kind::Aux => &mut i.aux_mwh,
+        } += mwh;
     }
 
     /// The cheapest and dearest price in force over `[from, to]`.
