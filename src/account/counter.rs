@@ -300,11 +300,9 @@ impl Counter {
             .filter(|s| self.repeated && s.raw & m < b && raw > s.raw & m)
         {
             let reset = self.settle_reset(base, s, spec);
-            self.base = Some(s);
+            self.rebase(s, spec);
             self.suspect = Some(r);
-            self.repeated = false;
             self.held_since = Some(r.at);
-            self.overdue_said = false;
             return reset;
         }
         // Hold the reading back. A repeat of the held value moves it to this
@@ -347,8 +345,7 @@ impl Counter {
         // Confirmed once the counter counts on from it, or reads the same again
         // (an idle battery); a counter stuck at 0 proves nothing, unless it got
         // there by a rollover in time.
-        let first = self.held_since.unwrap_or(s.at).min(s.at);
-        let rolled = sr == 0 && (sr.wrapping_sub(b) & m) <= spec.limit(base.at, first);
+        let rolled = self.rolled_onto_zero(base, s, spec).is_some();
         let confirms = raw > sr || (raw == sr && (sr != 0 || rolled));
         if !(sr < b && confirms && spec.plausible(&s, &r, raw - sr)) {
             return None;
@@ -376,12 +373,7 @@ impl Counter {
     /// baseline and before the first reading held back (a later one may have
     /// replaced it). More than could have flowed in that time is quarantined.
     fn settle_reset(&self, base: CounterReading, s: CounterReading, spec: &Spec) -> Verdict {
-        let m = spec.mask();
-        let sr = s.raw & m;
-        let first = self.held_since.unwrap_or(s.at).min(s.at);
-        // Landing on 0 just past the top, in time, is a rollover the counter then sat at.
-        let wrap = sr.wrapping_sub(base.raw & m) & m;
-        if sr == 0 && wrap <= spec.limit(base.at, first) {
+        if let Some(wrap) = self.rolled_onto_zero(base, s, spec) {
             return Verdict::Booked {
                 from: base.at,
                 to: s.at,
@@ -389,7 +381,8 @@ impl Counter {
                 note: Some(Note::Rollover),
             };
         }
-        let first = self.held_since.unwrap_or(s.at).min(s.at);
+        let sr = s.raw & spec.mask();
+        let first = self.first_held(s);
         let (since_reset, unexplained) = if sr <= spec.limit(base.at, first) {
             (sr, 0)
         } else {
@@ -407,6 +400,24 @@ impl Counter {
                 hidden_max_mwh: spec.limit_mwh(base.at, first).min(i64::MAX as f64) as i64,
             }),
         }
+    }
+
+    /// When the current hold began: the held reading may be a later repeat.
+    fn first_held(&self, s: CounterReading) -> Timestamp {
+        self.held_since.unwrap_or(s.at).min(s.at)
+    }
+
+    /// The counts from `base` to a held 0 when they are a rollover that fits
+    /// in the time before the hold began: landing on 0 just past the top.
+    fn rolled_onto_zero(
+        &self,
+        base: CounterReading,
+        s: CounterReading,
+        spec: &Spec,
+    ) -> Option<u64> {
+        let m = spec.mask();
+        let wrap = (s.raw & m).wrapping_sub(base.raw & m) & m;
+        (s.raw & m == 0 && wrap <= spec.limit(base.at, self.first_held(s))).then_some(wrap)
     }
 
     fn rebase(&mut self, r: CounterReading, spec: &Spec) {
