@@ -1,6 +1,7 @@
 //! bessmon: monitoring and arbitrage accounting for C&I battery storage.
 //!
-//! Data flows one way: [`acquire`] (Modbus) → account → spool → publish.
+//! Data flows one way: [`acquire`] (Modbus) → [`account`] → [`outbox`] →
+//! [`spool`] (durable) → [`publish`].
 //! [`sim`] and [`cli`] sit beside the flow; [`config`] is the one place that
 //! reads config files and [`clock`] the one place that reads the time.
 pub mod account;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod duration;
 pub mod log_throttle;
+pub mod outbox;
 pub mod publish;
 pub mod role;
 pub mod shutdown;

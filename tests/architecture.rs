@@ -1,6 +1,6 @@
 //! The layout's promise, checked: top-level modules depend on each other in
 //! one direction only (read from the `crate::` paths in each module's files),
-//! so data flows acquire -> account -> spool -> publish and the shared
+//! so data flows acquire -> account -> outbox -> spool -> publish and the shared
 //! vocabulary stays in leaf modules.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -89,14 +89,23 @@ fn top_level_modules_depend_on_each_other_in_one_direction() {
         }
     }
     // The flow's direction, explicitly: acquisition knows no accounting or
-    // sinks, accounting no sinks and no config, the spool nothing above it.
+    // sinks, accounting no sinks and no config, the outbox no sink, the spool
+    // nothing above it.
     for (module, forbidden) in [
         (
             "acquire",
-            &["account", "config", "publish", "spool", "daemon"][..],
+            &["account", "config", "outbox", "publish", "spool", "daemon"][..],
         ),
-        ("account", &["config", "publish", "spool", "daemon"][..]),
-        ("spool", &["acquire", "account", "publish", "config"][..]),
+        (
+            "account",
+            &["config", "outbox", "publish", "spool", "daemon"][..],
+        ),
+        // What is produced and made durable knows no network sink.
+        ("outbox", &["config", "publish", "daemon"][..]),
+        (
+            "spool",
+            &["acquire", "account", "outbox", "publish", "config"][..],
+        ),
     ] {
         for f in forbidden {
             assert!(

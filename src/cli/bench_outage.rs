@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bench::Guard;
 use super::{Failure, Outcome};
-use crate::publish::Event;
+use crate::outbox::Event;
 use crate::spool::{Limits, Record, Spool};
 
 fn fail(e: impl std::fmt::Display) -> Failure {
@@ -182,7 +182,8 @@ fn outage_events<'a>(
 }
 
 pub fn mqtt(sites: usize, outage: u64) -> Outcome {
-    use crate::publish::mqtt::{encode, MqttSettings, MqttSink, SINK};
+    use crate::outbox::mqtt::encode;
+    use crate::publish::mqtt::{MqttSettings, MqttSink, SINK};
     // Three device states a second per site, and a tariff message every 10 s.
     let events = outage_events(sites, outage, |site, s, at, out| {
         for (dev, n) in [("pcs", 12), ("bms", 11), ("meter", 7)] {
@@ -227,7 +228,8 @@ pub fn mqtt(sites: usize, outage: u64) -> Outcome {
 
 pub fn influx(sites: usize, outage: u64) -> Outcome {
     use crate::account::report::{build, Period};
-    use crate::publish::influx::{encode, InfluxSettings, InfluxSink, SINK};
+    use crate::outbox::influx::encode;
+    use crate::publish::influx::{InfluxSettings, InfluxSink, SINK};
     let tariff = crate::account::tariff::TariffCatalog::new(&[])
         .load("cn-chongqing-ci-2025-02")
         .and_then(Result::ok)

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use crate::account::accountant::Accountant;
 use crate::acquire::Sample;
-use crate::publish::Event;
+use crate::outbox::Event;
 
 #[derive(Default)]
 pub struct Announcer {

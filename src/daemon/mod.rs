@@ -18,11 +18,11 @@ use crate::account::accountant::Accountant;
 use crate::acquire::{self, Sample};
 use crate::clock::SharedClock;
 use crate::config::validate::Validated;
+use crate::outbox::Event;
+use crate::outbox::{Outbox, Sink};
 use crate::publish::http::{self, Live};
 use crate::publish::influx;
 use crate::publish::mqtt::{MqttSettings, MqttSink};
-use crate::publish::outbox::{Outbox, Sink};
-use crate::publish::Event;
 use crate::spool::{Limits, Spool};
 
 /// At least this often the ledger and counter state reach the disk.
@@ -255,7 +255,7 @@ fn flush(outbox: &mut Outbox, spool: Option<&Spool>) {
     if let Err(e) = tokio::task::block_in_place(|| outbox.flush(spool)) {
         tracing::error!(
             "cannot write {n} messages to the spool (kept in memory up to {} MiB, retrying; {} oldest dropped so far): {e}",
-            crate::publish::outbox::MAX_PENDING_BYTES >> 20,
+            crate::outbox::MAX_PENDING_BYTES >> 20,
             outbox.dropped
         );
     }

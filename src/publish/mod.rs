@@ -1,10 +1,7 @@
-//! Publishing: sinks that drain their spool queue and acknowledge what the
-//! far side confirmed. `event` is the vocabulary, each sink module shapes it
-//! for its protocol.
-pub mod event;
+//! After the spool: the sinks that drain it and acknowledge what the far
+//! side confirmed ([`mqtt`], [`influx`]), and the HTTP API and dashboard
+//! ([`http`]) that serve the live state. What is produced and made durable
+//! before this point lives in `outbox` and `spool`.
 pub mod http;
 pub mod influx;
 pub mod mqtt;
-pub mod outbox;
-
-pub use event::Event;

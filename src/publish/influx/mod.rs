@@ -17,12 +17,11 @@
 //! spool and what each write outcome does), `dead_letter` (where rejected
 //! batches go).
 mod dead_letter;
-mod encode;
 mod settings;
 mod sink;
 
-pub use encode::encode;
 pub use settings::InfluxSettings;
 pub use sink::{InfluxSink, InfluxStats};
 
-pub const SINK: &str = "influxdb";
+/// The spool queue this sink drains.
+pub const SINK: &str = crate::outbox::INFLUX_QUEUE;

@@ -16,17 +16,15 @@
 //! and `sink` (the connection loop that calls them).
 mod acks;
 mod discovery;
-mod encode;
 mod registry;
 mod settings;
 mod sink;
 
 pub use discovery::retained_topics;
-pub use encode::encode;
 pub use settings::{parse_url, MqttSettings};
 pub use sink::{MqttSink, MqttStats};
 
 /// The spool queue this sink drains.
-pub const SINK: &str = "mqtt";
+pub const SINK: &str = crate::outbox::MQTT_QUEUE;
 /// Messages in flight (sent, PUBACK pending) at most.
 const WINDOW: usize = 500;

@@ -1,8 +1,8 @@
 //! Events as the contract's topics and payloads.
 use serde_json::{json, Value};
 
+use super::event::Event;
 use crate::account::report::Report;
-use crate::publish::event::Event;
 use crate::spool::Record;
 use crate::timefmt::rfc3339;
 

@@ -2,7 +2,7 @@
 //! a float and every flag a boolean, always, so a field never changes type.
 use influxdb_line_protocol::LineProtocolBuilder;
 
-use crate::publish::event::Event;
+use super::event::Event;
 use crate::spool::Record;
 
 /// The lines (newline-terminated) an event becomes, or None.

@@ -1,14 +1,26 @@
-//! Events shaped for each enabled sink and written to the spool in batches
-//! (one transaction per batch, not per message).
+//! Before the spool: what the daemon produces ([`Event`]), shaped for each
+//! enabled sink ([`mqtt`] topics and payloads, [`influx`] line protocol) and
+//! written to the durable spool in batches (one transaction per batch, not
+//! per message). Everything after the spool, the sinks that drain it, lives
+//! in `publish`; nothing here knows a network.
 //!
 //! While the spool cannot be written (a full or failing disk) records wait
 //! here, but only up to a bound: past it the oldest are dropped and counted,
 //! so a disk that stays broken costs bounded memory instead of the process.
 use std::collections::VecDeque;
 
-use super::event::Event;
-use super::{influx, mqtt};
+pub mod event;
+pub mod influx;
+pub mod mqtt;
+
+pub use event::Event;
+
 use crate::spool::{Record, Spool, SpoolError};
+
+/// The spool queue the MQTT sink drains.
+pub const MQTT_QUEUE: &str = "mqtt";
+/// The spool queue the InfluxDB sink drains.
+pub const INFLUX_QUEUE: &str = "influxdb";
 
 #[derive(Debug, Clone)]
 pub enum Sink {
@@ -77,8 +89,8 @@ impl Outbox {
         let mut records = [None, None];
         for (slot, s) in records.iter_mut().zip(&self.sinks) {
             *slot = match s {
-                Sink::Mqtt { prefix } => mqtt::encode(prefix, e).map(|r| (mqtt::SINK, r)),
-                Sink::Influx => influx::encode(e).map(|r| (influx::SINK, r)),
+                Sink::Mqtt { prefix } => mqtt::encode(prefix, e).map(|r| (MQTT_QUEUE, r)),
+                Sink::Influx => influx::encode(e).map(|r| (INFLUX_QUEUE, r)),
             };
         }
         for (sink, r) in records.into_iter().flatten() {
