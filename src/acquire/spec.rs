@@ -34,8 +34,8 @@ pub enum Transport {
         path: String,
         #[serde(default = "default_baud")]
         baud: u32,
-        #[serde(default = "default_parity")]
-        parity: String,
+        #[serde(default)]
+        parity: Parity,
         #[serde(default = "default_stop_bits")]
         stop_bits: u8,
         #[serde(default = "default_data_bits")]
@@ -45,14 +45,33 @@ pub enum Transport {
     },
 }
 
+/// A serial line's parity bit, as the config file names it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    #[default]
+    None,
+    Even,
+    Odd,
+}
+
+impl Parity {
+    /// The name the config file and `bessmon read --parity` use.
+    pub fn parse(s: &str) -> Option<Parity> {
+        match s {
+            "none" => Some(Parity::None),
+            "even" => Some(Parity::Even),
+            "odd" => Some(Parity::Odd),
+            _ => None,
+        }
+    }
+}
+
 fn default_port() -> u16 {
     502
 }
 fn default_baud() -> u32 {
     9600
-}
-fn default_parity() -> String {
-    "none".into()
 }
 fn default_stop_bits() -> u8 {
     1

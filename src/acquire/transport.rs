@@ -13,7 +13,7 @@ use tokio_modbus::{ExceptionCode, Slave};
 use super::decode::Reply;
 use super::planner::Request;
 use super::profile::Table;
-use crate::acquire::spec::Transport;
+use crate::acquire::spec::{Parity, Transport};
 
 pub async fn connect(t: &Transport, timeout: Duration) -> io::Result<Context> {
     let fut = async {
@@ -37,10 +37,10 @@ pub async fn connect(t: &Transport, timeout: Duration) -> io::Result<Context> {
                 ..
             } => {
                 use tokio_serial::SerialPortBuilderExt;
-                let parity = match parity.as_str() {
-                    "even" => tokio_serial::Parity::Even,
-                    "odd" => tokio_serial::Parity::Odd,
-                    _ => tokio_serial::Parity::None,
+                let parity = match parity {
+                    Parity::Even => tokio_serial::Parity::Even,
+                    Parity::Odd => tokio_serial::Parity::Odd,
+                    Parity::None => tokio_serial::Parity::None,
                 };
                 let stop = if *stop_bits == 2 {
                     tokio_serial::StopBits::Two

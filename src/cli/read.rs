@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{load_config, Failure, Outcome};
 use crate::acquire::decode::{decode_reply, Decoded, Reply};
 use crate::acquire::profile::{Profile, ProfileCatalog};
+use crate::acquire::spec::Parity;
 use crate::acquire::transport::{self, exception_text, CallError};
 use crate::config::Transport;
 use crate::duration::parse_duration;
@@ -26,7 +27,7 @@ pub struct Args {
     pub serial: Option<String>,
     #[arg(long, default_value_t = 9600)]
     pub baud: u32,
-    #[arg(long, default_value = "none")]
+    #[arg(long, default_value = "none", value_parser = ["none", "even", "odd"])]
     pub parity: String,
     #[arg(long, default_value_t = 1)]
     pub unit: u8,
@@ -95,7 +96,7 @@ pub async fn run(a: Args) -> Outcome {
             (None, Some(path)) => Transport::Rtu {
                 path: path.clone(),
                 baud: a.baud,
-                parity: a.parity.clone(),
+                parity: Parity::parse(&a.parity).unwrap_or_default(),
                 stop_bits: 1,
                 data_bits: 8,
                 pause: None,

@@ -507,22 +507,16 @@ fn check_transport(
         Transport::Rtu {
             path,
             baud,
-            parity,
             stop_bits,
             data_bits,
             pause,
+            ..
         } => {
             if path.trim().is_empty() {
                 e(format!("{dk}.transport.path"), "must not be empty".into());
             }
             if *baud == 0 {
                 e(format!("{dk}.transport.baud"), "must be more than 0".into());
-            }
-            if !matches!(parity.as_str(), "none" | "even" | "odd") {
-                e(
-                    format!("{dk}.transport.parity"),
-                    format!("`{parity}` is not none, even or odd"),
-                );
             }
             if !matches!(stop_bits, 1 | 2) {
                 e(
