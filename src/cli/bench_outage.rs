@@ -183,7 +183,7 @@ fn outage_events<'a>(
 
 pub fn mqtt(sites: usize, outage: u64) -> Outcome {
     use crate::outbox::mqtt::encode;
-    use crate::publish::mqtt::{MqttSettings, MqttSink, SINK};
+    use crate::publish::mqtt::{MqttSink, SINK};
     // Three device states a second per site, and a tariff message every 10 s.
     let events = outage_events(sites, outage, |site, s, at, out| {
         for (dev, n) in [("pcs", 12), ("bms", 11), ("meter", 7)] {
@@ -219,7 +219,10 @@ pub fn mqtt(sites: usize, outage: u64) -> Outcome {
     )?;
     let m: crate::config::Mqtt =
         toml::from_str(&format!("url = \"mqtt://127.0.0.1:{port}\"")).map_err(fail)?;
-    let settings = MqttSettings::from_config(&m, "bessmon-bench", &o.dir).map_err(fail)?;
+    let settings = crate::config::mqtt::check(&m, "bessmon-bench", &o.dir, &mut |k, msg| {
+        tracing::error!("{k}: {msg}")
+    })
+    .ok_or_else(|| fail("the bench's MQTT settings"))?;
     let spool = o.spool.clone();
     let drained = o.drain(move |stop| MqttSink::bare(settings, spool).run(stop))?;
     o.print(sites, outage, "messages", "Mosquitto, QoS 1", drained);
@@ -229,7 +232,7 @@ pub fn mqtt(sites: usize, outage: u64) -> Outcome {
 pub fn influx(sites: usize, outage: u64) -> Outcome {
     use crate::account::report::{build, Period};
     use crate::outbox::influx::encode;
-    use crate::publish::influx::{InfluxSettings, InfluxSink, SINK};
+    use crate::publish::influx::{InfluxSink, SINK};
     let tariff = crate::account::tariff::TariffCatalog::new(&[])
         .load("cn-chongqing-ci-2025-02")
         .and_then(Result::ok)
@@ -286,11 +289,10 @@ pub fn influx(sites: usize, outage: u64) -> Outcome {
         "url = \"http://127.0.0.1:{port}\"\nbucket = \"bess\"\nflush_interval = \"100ms\""
     ))
     .map_err(fail)?;
-    let sink = InfluxSink::new(
-        InfluxSettings::from_config(&c, &o.dir).map_err(fail)?,
-        o.spool.clone(),
-    )
-    .map_err(fail)?;
+    let settings =
+        crate::config::influx::check(&c, &o.dir, &mut |k, msg| tracing::error!("{k}: {msg}"))
+            .ok_or_else(|| fail("the bench's InfluxDB settings"))?;
+    let sink = InfluxSink::new(settings, o.spool.clone()).map_err(fail)?;
     let drained = o.drain(move |stop| sink.run(stop))?;
     o.print(sites, outage, "lines", "VictoriaMetrics", drained);
     Ok(())

@@ -40,7 +40,7 @@ pub fn run(a: Args) -> Outcome {
     let period = parse_period(&a.period)?;
     let v = load_config(a.config.as_ref())?;
     let site = find_site(&v, &a.site)?;
-    let loaded = store::read_only(&v.config.daemon.state_dir, &a.site)
+    let loaded = store::read_only(&v.daemon.state_dir, &a.site)
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let r = report::build(
         &a.site,

@@ -81,10 +81,12 @@ impl Validated {
                     .extend(now.devices.iter().map(|x| (now.id.clone(), x.id.clone())));
             }
         }
-        d.mqtt_changed = self.config.mqtt != new.config.mqtt;
-        d.influxdb_changed = self.config.influxdb != new.config.influxdb;
-        d.spool_changed = self.config.spool != new.config.spool;
-        d.daemon_changed = self.config.daemon != new.config.daemon;
+        // Settings compare resolved: a changed password file is a change,
+        // a default spelled out is not.
+        d.mqtt_changed = self.mqtt != new.mqtt;
+        d.influxdb_changed = self.influx != new.influx;
+        d.spool_changed = self.spool != new.spool;
+        d.daemon_changed = self.daemon != new.daemon;
         d
     }
 }

@@ -3,10 +3,16 @@
 //! turn it into a [`validate::Validated`] model with every error reported at once.
 //!
 //! Durations and sizes stay strings here: serde would stop at the first bad one,
-//! while validation names every bad key.
+//! while validation names every bad key. Each section's checks live beside
+//! this file (`daemon`, `mqtt`, `influx`, `sites`) and produce typed settings;
+//! the running parts take only those.
+pub mod daemon;
 pub mod diff;
+pub mod influx;
 pub mod load;
+pub mod mqtt;
 pub mod shard;
+pub mod sites;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -15,7 +21,10 @@ use serde::Deserialize;
 
 pub use crate::acquire::spec::Transport;
 pub use crate::validation::ValidationError;
+pub use daemon::DaemonSettings;
+pub use influx::{InfluxApi, InfluxAuth, InfluxSettings};
 pub use load::{load, ConfigSource};
+pub use mqtt::{MqttSettings, MqttTls, Qos};
 pub use validate::Validated;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -18,12 +18,13 @@ use crate::account::accountant::Accountant;
 use crate::acquire::{self, Sample};
 use crate::clock::SharedClock;
 use crate::config::validate::Validated;
+use crate::config::InfluxApi;
 use crate::outbox::Event;
 use crate::outbox::{Outbox, Sink};
 use crate::publish::http::{self, Live};
 use crate::publish::influx;
-use crate::publish::mqtt::{MqttSettings, MqttSink};
-use crate::spool::{Limits, Spool};
+use crate::publish::mqtt::MqttSink;
+use crate::spool::Spool;
 
 /// At least this often the ledger and counter state reach the disk.
 pub const COMMIT_EVERY: Duration = Duration::from_secs(10);
@@ -54,17 +55,13 @@ pub async fn run(
     cancel: CancellationToken,
     opts: Options,
 ) -> Result<(), DaemonError> {
-    let mut books =
-        tokio::task::block_in_place(|| Accountant::open(&v.sites, &v.config.daemon.state_dir))?;
-    let daemon = &v.config.daemon;
+    let daemon = &v.daemon;
+    let mut books = tokio::task::block_in_place(|| Accountant::open(&v.sites, &daemon.state_dir))?;
     let mut outbox_sinks = Vec::new();
     let mut sinks = JoinSet::new();
     let sinks_stop = CancellationToken::new();
-    let spool = if v.config.mqtt.is_some() || v.config.influxdb.is_some() {
-        let limits = Limits {
-            max_bytes: v.spool_max_bytes,
-            max_age: v.spool_max_age,
-        };
+    let spool = if v.mqtt.is_some() || v.influx.is_some() {
+        let limits = v.spool;
         Some(Arc::new(tokio::task::block_in_place(|| {
             Spool::open(&daemon.state_dir, limits)
         })?))
@@ -75,12 +72,8 @@ pub async fn run(
     // minute; MQTT may ask for them more often still.
     let mut savings_every = Duration::from_secs(10);
     let mut mqtt_stats = None;
-    if let (Some(m), Some(spool)) = (&v.config.mqtt, &spool) {
-        let settings = MqttSettings::from_config(m, &daemon.instance, &daemon.state_dir)
-            .map_err(DaemonError::Config)?;
-        if let Some(d) = v.savings_interval {
-            savings_every = savings_every.min(d);
-        }
+    if let (Some(settings), Some(spool)) = (&v.mqtt, &spool) {
+        savings_every = savings_every.min(settings.savings_interval);
         tracing::info!(
             "publishing to MQTT at {}:{} under {}/",
             settings.host,
@@ -90,17 +83,23 @@ pub async fn run(
         outbox_sinks.push(Sink::Mqtt {
             prefix: settings.prefix.clone(),
         });
-        let sink = MqttSink::new(settings, v, spool.clone());
+        let sink = MqttSink::new(settings.clone(), v, spool.clone());
         mqtt_stats = Some(sink.stats.clone());
         sinks.spawn(sink.run(sinks_stop.clone()));
     }
     let mut influx_stats = None;
-    if let (Some(i), Some(spool)) = (&v.config.influxdb, &spool) {
-        let settings = influx::InfluxSettings::from_config(i, &daemon.state_dir)
-            .map_err(DaemonError::Config)?;
-        tracing::info!("writing to InfluxDB ({} API) at {}", i.api, i.url);
+    if let (Some(settings), Some(spool)) = (&v.influx, &spool) {
+        tracing::info!(
+            "writing to InfluxDB ({} API) at {}",
+            match settings.api {
+                InfluxApi::V1 => "v1",
+                InfluxApi::V2 => "v2",
+            },
+            settings.url
+        );
         outbox_sinks.push(Sink::Influx);
-        let sink = influx::InfluxSink::new(settings, spool.clone()).map_err(DaemonError::Config)?;
+        let sink = influx::InfluxSink::new(settings.clone(), spool.clone())
+            .map_err(DaemonError::Config)?;
         influx_stats = Some(sink.stats.clone());
         sinks.spawn(sink.run(sinks_stop.clone()));
     }
@@ -109,23 +108,13 @@ pub async fn run(
     // HTTP: bind now, so a taken port stops the daemon before it polls anything.
     let live = Arc::new(std::sync::RwLock::new(Live::new(v)));
     let (asks_tx, mut asks_rx) = mpsc::channel::<http::Ask>(16);
-    let listener = http::bind(&daemon.http_listen).await.map_err(|e| {
+    let listener = http::bind(daemon.http_listen).await.map_err(|e| {
         DaemonError::Config(format!(
             "daemon.http_listen {}: cannot listen: {e}",
             daemon.http_listen
         ))
     })?;
-    let token = match &daemon.http_token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .map_err(|e| {
-                    DaemonError::Config(format!("daemon.http_token_file {}: {e}", f.display()))
-                })?
-                .trim()
-                .into(),
-        ),
-        None => None,
-    };
+    let token = daemon.http_token.as_deref().map(Into::into);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("HTTP on http://{addr}/ (dashboard, API, /metrics, /healthz)");
     }
@@ -135,8 +124,8 @@ pub async fn run(
         asks: asks_tx,
         spool: spool.clone(),
         sinks: [
-            (v.config.mqtt.is_some(), crate::publish::mqtt::SINK),
-            (v.config.influxdb.is_some(), influx::SINK),
+            (v.mqtt.is_some(), crate::publish::mqtt::SINK),
+            (v.influx.is_some(), influx::SINK),
         ]
         .into_iter()
         .filter_map(|(on, s)| on.then_some(s))

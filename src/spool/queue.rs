@@ -58,7 +58,7 @@ impl Record {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     pub max_bytes: u64,
     pub max_age: Duration,

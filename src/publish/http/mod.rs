@@ -209,7 +209,7 @@ async fn history(State(s): State<Shared>, Path(id): Path<String>) -> Response {
 }
 
 /// Binds first, so a taken port is a startup error.
-pub async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
 }
 

@@ -12,15 +12,13 @@
 //! Every number is written as a float and every flag as a boolean, always, so
 //! InfluxDB never sees a field change type.
 //!
-//! One concept per file: `encode` (events to line protocol), `settings` (the
-//! URL, auth and timings a config gives), `sink` (the loop that drains the
+//! One concept per file: `sink` (the loop that drains the
 //! spool and what each write outcome does), `dead_letter` (where rejected
 //! batches go).
 mod dead_letter;
-mod settings;
 mod sink;
 
-pub use settings::InfluxSettings;
+pub use crate::config::InfluxSettings;
 pub use sink::{InfluxSink, InfluxStats};
 
 /// The spool queue this sink drains.

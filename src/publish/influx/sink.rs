@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::settings::{Auth, InfluxSettings};
 use super::SINK;
 use crate::backoff::Backoff;
+use crate::config::{InfluxAuth as Auth, InfluxSettings};
 use crate::spool::Spool;
 
 #[derive(Debug, Default)]
@@ -423,10 +423,11 @@ mod tests {
         batch.push((SINK, record(100, 60)));
         batch.push((SINK, record(101, 1)));
         spool.append(&batch).unwrap();
-        let settings = InfluxSettings::from_config(
+        let settings = crate::config::influx::check(
             &cfg(&format!("url = \"http://127.0.0.1:{port}\"\nbucket = \"b\"\ngzip = false\nbatch_size = 100\nflush_interval = \"10ms\""
             )),
             dir.path(),
+            &mut |k, m| panic!("{k}: {m}"),
         )
         .unwrap();
         let sink = InfluxSink::new(settings, spool.clone()).unwrap();

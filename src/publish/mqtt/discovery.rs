@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::settings::MqttSettings;
 use crate::config::validate::Validated;
+use crate::config::MqttSettings;
 use crate::role::Role;
 
 /// configs (topic, payload) when enabled.
@@ -82,9 +82,7 @@ mod tests {
             "[mqtt]\ntopic_prefix = \"bess\"\nhomeassistant = { enabled = true }",
             "",
         );
-        let m = v.config.mqtt.as_ref().unwrap();
-        let s = MqttSettings::from_config(m, "inst", std::path::Path::new("/tmp")).unwrap();
-        let (topics, discovery) = retained_topics(&s, &v);
+        let (topics, discovery) = retained_topics(v.mqtt.as_ref().unwrap(), &v);
         for t in [
             "bess/lab/savings",
             "bess/lab/tariff",

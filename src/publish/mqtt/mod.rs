@@ -9,19 +9,19 @@
 //! (clean_session=false, stable client id = `daemon.instance`), the last will
 //! marks the instance offline, and a retained `online` follows every connect.
 //!
-//! One concept per file: `settings` (broker, TLS, credentials from the
-//! config), `encode` (topics and payloads), `discovery` (the retained topics
+//! One concept per file: `options` (the validated settings as rumqttc's
+//! options), `discovery` (the retained topics
 //! and Home Assistant configs a configuration publishes), `registry` (what
 //! was retained last time), `acks` (which spool entry each PUBACK confirms)
 //! and `sink` (the connection loop that calls them).
 mod acks;
 mod discovery;
+mod options;
 mod registry;
-mod settings;
 mod sink;
 
+pub use crate::config::MqttSettings;
 pub use discovery::retained_topics;
-pub use settings::{parse_url, MqttSettings};
 pub use sink::{MqttSink, MqttStats};
 
 /// The spool queue this sink drains.

@@ -13,11 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::acks::Acks;
 use super::discovery::retained_topics;
+use super::options::{options, qos};
 use super::registry::{load_registry, save_registry};
-use super::settings::MqttSettings;
 use super::{SINK, WINDOW};
 use crate::backoff::Backoff;
 use crate::config::validate::Validated;
+use crate::config::MqttSettings;
 use crate::spool::Spool;
 
 pub struct MqttSink {
@@ -79,7 +80,7 @@ impl MqttSink {
             if stop.is_cancelled() {
                 return;
             }
-            let (client, mut el) = AsyncClient::new(self.settings.options(), 2 * WINDOW + 64);
+            let (client, mut el) = AsyncClient::new(options(&self.settings), 2 * WINDOW + 64);
             match self.connect(&mut el, &stop).await {
                 Ok(()) => {
                     self.stats.connected.store(true, Relaxed);
@@ -211,7 +212,7 @@ impl MqttSink {
                     Ok(b) => {
                         more = b.len() == room;
                         for (seq, r) in b {
-                            let qos = self.settings.qos;
+                            let qos = qos(self.settings.qos);
                             let accepted = acks.publish(Some(seq), || {
                                 client.try_publish(r.key, qos, true, r.payload).is_ok()
                             });

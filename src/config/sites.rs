@@ -1,0 +1,458 @@
+//! `[[sites]]` and their devices checked and resolved: tariffs and profiles
+//! loaded (each once, however many sites use it), durations parsed, and the
+//! rules that span devices enforced (one unit per bus address, one set of
+//! serial settings per port, one device per site quantity).
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::validate::id_problem;
+use super::{Device, Site};
+use crate::account::site::SiteSpec;
+use crate::account::tariff::{Tariff, TariffCatalog};
+use crate::acquire::profile::{Profile, ProfileCatalog};
+use crate::acquire::spec::{DeviceSpec, Transport};
+use crate::duration::parse_duration;
+use crate::role::Role;
+use crate::validation::ValidationError;
+
+/// What the checks of one site need to know about all the others.
+pub struct SiteChecks<'a> {
+    profile_dirs: &'a [PathBuf],
+    tariff_dirs: &'a [PathBuf],
+    profiles_catalog: ProfileCatalog,
+    tariffs_catalog: TariffCatalog,
+    /// Loaded once per id; None when it failed (its errors are in `file_errors`).
+    tariffs: HashMap<String, Option<Arc<Tariff>>>,
+    profiles: HashMap<String, Option<Arc<Profile>>>,
+    /// Errors inside profile and tariff files, which name those files.
+    pub file_errors: Vec<ValidationError>,
+    site_ids: HashMap<String, usize>,
+    /// transport key -> (unit -> SITE/DEVICE)
+    units: HashMap<String, HashMap<u8, String>>,
+    /// serial port -> (SITE/DEVICE that set it first, its transport)
+    serial: HashMap<String, (String, Transport)>,
+}
+
+impl<'a> SiteChecks<'a> {
+    pub fn new(
+        profile_dirs: &'a [PathBuf],
+        tariff_dirs: &'a [PathBuf],
+        warn: &mut impl FnMut(String),
+    ) -> Self {
+        let profiles_catalog = ProfileCatalog::new(profile_dirs);
+        for p in profiles_catalog.shadowed() {
+            warn(format!(
+                "{}: ignored, a bundled profile of the same id is searched first; give yours another id",
+                p.display()
+            ));
+        }
+        SiteChecks {
+            profile_dirs,
+            tariff_dirs,
+            profiles_catalog,
+            tariffs_catalog: TariffCatalog::new(tariff_dirs),
+            tariffs: HashMap::new(),
+            profiles: HashMap::new(),
+            file_errors: Vec::new(),
+            site_ids: HashMap::new(),
+            units: HashMap::new(),
+            serial: HashMap::new(),
+        }
+    }
+
+    fn tariff(&mut self, id: &str) -> Option<Arc<Tariff>> {
+        let (catalog, errors) = (&self.tariffs_catalog, &mut self.file_errors);
+        self.tariffs
+            .entry(id.to_string())
+            .or_insert_with(|| match catalog.load(id) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(te)) => {
+                    errors.extend(te);
+                    None
+                }
+            })
+            .clone()
+    }
+
+    fn profile(&mut self, id: &str) -> Option<Arc<Profile>> {
+        let (catalog, errors) = (&self.profiles_catalog, &mut self.file_errors);
+        self.profiles
+            .entry(id.to_string())
+            .or_insert_with(|| match catalog.load(id) {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(pe)) => {
+                    errors.extend(pe);
+                    None
+                }
+            })
+            .clone()
+    }
+
+    /// Checks site number `si`; its spec unless its tariff is unusable.
+    pub fn site(
+        &mut self,
+        si: usize,
+        s: &Site,
+        e: &mut impl FnMut(String, String),
+        warn: &mut impl FnMut(String),
+    ) -> Option<SiteSpec> {
+        let sk = format!("sites[{si}] ({})", s.id);
+        if let Some(p) = id_problem(&s.id) {
+            e(format!("{sk}.id"), p);
+        }
+        if let Some(first) = self.site_ids.insert(s.id.clone(), si) {
+            e(
+                format!("{sk}.id"),
+                format!("duplicate site id (also sites[{first}])"),
+            );
+        }
+        let tariff = self.tariff(&s.tariff);
+        if self.tariffs_catalog.find(&s.tariff).is_none() {
+            e(
+                format!("{sk}.tariff"),
+                format!(
+                    "no tariff `{}` among the bundled tariffs or in daemon.tariff_dirs {:?}",
+                    s.tariff, self.tariff_dirs
+                ),
+            );
+        }
+        for (key, v) in [
+            ("max_grid_kw", s.max_grid_kw),
+            ("grid_capacity_kw", s.grid_capacity_kw),
+            ("capacity_kwh", Some(s.capacity_kwh)),
+            ("rated_power_kw", Some(s.rated_power_kw)),
+        ] {
+            if let Some(g) = v.filter(|g| !(g.is_finite() && *g > 0.0)) {
+                e(
+                    format!("{sk}.{key}"),
+                    format!("{g} must be a positive number"),
+                );
+            }
+        }
+        let poll_interval = match parse_duration(&s.poll_interval) {
+            Ok(d) if d >= Duration::from_millis(50) => d,
+            Ok(_) => {
+                e(
+                    format!("{sk}.poll_interval"),
+                    "must be at least 50ms".into(),
+                );
+                Duration::from_secs(1)
+            }
+            Err(m) => {
+                e(format!("{sk}.poll_interval"), m);
+                Duration::from_secs(1)
+            }
+        };
+        let max_attribution_gap = match s.max_attribution_gap.as_deref().map(parse_duration) {
+            None => (poll_interval * 3).max(Duration::from_secs(60)),
+            Some(Ok(d)) if d >= poll_interval => d,
+            Some(Ok(_)) => {
+                e(
+                    format!("{sk}.max_attribution_gap"),
+                    format!(
+                        "must be at least the poll interval ({}): readings a poll apart are never a gap",
+                        s.poll_interval
+                    ),
+                );
+                poll_interval
+            }
+            Some(Err(m)) => {
+                e(format!("{sk}.max_attribution_gap"), m);
+                poll_interval
+            }
+        };
+        if s.slow_every == 0 {
+            e(format!("{sk}.slow_every"), "must be at least 1".into());
+        }
+        if s.devices.is_empty() {
+            e(
+                format!("{sk}.devices"),
+                "a site needs at least one device".into(),
+            );
+        }
+        let mut dev_ids: HashMap<&str, usize> = HashMap::new();
+        let mut roles: HashMap<Role, &str> = HashMap::new();
+        let mut devices = Vec::new();
+        for (di, d) in s.devices.iter().enumerate() {
+            let dk = format!("{sk}.devices[{di}] ({})", d.id);
+            if let Some(first) = dev_ids.insert(&d.id, di) {
+                e(
+                    format!("{dk}.id"),
+                    format!("duplicate device id in this site (also devices[{first}])"),
+                );
+            }
+            let Some(spec) = self.device(s, d, &dk, poll_interval, e, warn) else {
+                continue;
+            };
+            for r in spec.profile.points.iter().filter_map(|p| p.role) {
+                if !r.is_site_quantity() {
+                    continue;
+                }
+                if let Some(other) = roles.insert(r, &d.id) {
+                    e(
+                        format!("{dk}.profile"),
+                        format!("role {} is also provided by device `{other}`; a site takes each role from one device", r.name()),
+                    );
+                }
+            }
+            devices.push(Arc::new(spec));
+        }
+        Some(SiteSpec {
+            id: s.id.as_str().into(),
+            name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+            tariff: tariff?,
+            max_grid_kw: s.max_grid_kw.unwrap_or(4.0 * s.rated_power_kw),
+            grid_capacity_kw: s.grid_capacity_kw,
+            max_attribution_gap,
+            capacity_kwh: s.capacity_kwh,
+            rated_power_kw: s.rated_power_kw,
+            poll_interval,
+            devices,
+        })
+    }
+
+    /// Checks one device of site `s`; its spec unless its profile is unusable.
+    fn device(
+        &mut self,
+        s: &Site,
+        d: &Device,
+        dk: &str,
+        poll_interval: Duration,
+        e: &mut impl FnMut(String, String),
+        warn: &mut impl FnMut(String),
+    ) -> Option<DeviceSpec> {
+        if let Some(p) = id_problem(&d.id) {
+            e(format!("{dk}.id"), p);
+        }
+        let timeout = match parse_duration(&d.timeout) {
+            Ok(t) if t.is_zero() => {
+                e(format!("{dk}.timeout"), "must be more than 0".into());
+                t
+            }
+            Ok(t) => {
+                if t >= poll_interval {
+                    warn(format!(
+                        "{dk}.timeout {} is not shorter than the poll interval {}: one silent device will cost polls",
+                        d.timeout, s.poll_interval
+                    ));
+                }
+                t
+            }
+            Err(m) => {
+                e(format!("{dk}.timeout"), m);
+                Duration::from_secs(1)
+            }
+        };
+        let pause = check_transport(&d.transport, d.unit, dk, e);
+        let tkey = d.transport.key();
+        let path = format!("{}/{}", s.id, d.id);
+        if let Some(other) = self
+            .units
+            .entry(tkey.clone())
+            .or_default()
+            .insert(d.unit, path.clone())
+        {
+            e(
+                format!("{dk}.unit"),
+                format!("unit {} on {tkey} is already claimed by {other}", d.unit),
+            );
+        }
+        if let Transport::Rtu { path: p, .. } = &d.transport {
+            match self.serial.get(p) {
+                Some((other, t)) if !same_serial(t, &d.transport) => e(
+                    format!("{dk}.transport"),
+                    format!("serial settings for {p} differ from those of {other}; devices on one bus share them"),
+                ),
+                Some(_) => {}
+                None => {
+                    self.serial
+                        .insert(p.clone(), (path, d.transport.clone()));
+                }
+            }
+        }
+        let profile = self.profile(&d.profile);
+        if self.profiles_catalog.find(&d.profile).is_none() {
+            e(
+                format!("{dk}.profile"),
+                format!(
+                    "no profile `{}` among the bundled profiles or in daemon.profile_dirs {:?}",
+                    d.profile, self.profile_dirs
+                ),
+            );
+        }
+        Some(DeviceSpec {
+            site: s.id.as_str().into(),
+            id: d.id.as_str().into(),
+            unit: d.unit,
+            profile: profile?,
+            transport: d.transport.clone(),
+            pause,
+            timeout,
+            poll_interval,
+            slow_every: s.slow_every.max(1),
+        })
+    }
+}
+
+fn same_serial(a: &Transport, b: &Transport) -> bool {
+    match (a, b) {
+        (
+            Transport::Rtu {
+                baud,
+                parity,
+                stop_bits,
+                data_bits,
+                ..
+            },
+            Transport::Rtu {
+                baud: b2,
+                parity: p2,
+                stop_bits: s2,
+                data_bits: d2,
+                ..
+            },
+        ) => baud == b2 && parity == p2 && stop_bits == s2 && data_bits == d2,
+        _ => false,
+    }
+}
+
+/// Checks a transport and returns its pause between requests (zero without one).
+fn check_transport(
+    t: &Transport,
+    unit: u8,
+    dk: &str,
+    e: &mut impl FnMut(String, String),
+) -> Duration {
+    let serial_unit = |e: &mut dyn FnMut(String, String)| {
+        if !(1..=247).contains(&unit) {
+            e(
+                format!("{dk}.unit"),
+                format!("{unit} is not a serial slave address (1..=247)"),
+            );
+        }
+    };
+    let pause = match t {
+        Transport::Tcp {
+            host, port, pause, ..
+        }
+        | Transport::RtuOverTcp {
+            host, port, pause, ..
+        } => {
+            if host.trim().is_empty() {
+                e(format!("{dk}.transport.host"), "must not be empty".into());
+            }
+            if *port == 0 {
+                e(format!("{dk}.transport.port"), "must not be 0".into());
+            }
+            if matches!(t, Transport::RtuOverTcp { .. }) {
+                serial_unit(e);
+            }
+            pause
+        }
+        Transport::Rtu {
+            path,
+            baud,
+            stop_bits,
+            data_bits,
+            pause,
+            ..
+        } => {
+            if path.trim().is_empty() {
+                e(format!("{dk}.transport.path"), "must not be empty".into());
+            }
+            if *baud == 0 {
+                e(format!("{dk}.transport.baud"), "must be more than 0".into());
+            }
+            if !matches!(stop_bits, 1 | 2) {
+                e(
+                    format!("{dk}.transport.stop_bits"),
+                    format!("{stop_bits} is not 1 or 2"),
+                );
+            }
+            if !(5..=8).contains(data_bits) {
+                e(
+                    format!("{dk}.transport.data_bits"),
+                    format!("{data_bits} is not 5..=8"),
+                );
+            }
+            serial_unit(e);
+            pause
+        }
+    };
+    match pause.as_deref().map(parse_duration) {
+        Some(Ok(d)) => d,
+        Some(Err(m)) => {
+            e(format!("{dk}.transport.pause"), m);
+            Duration::ZERO
+        }
+        None => Duration::ZERO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(toml_text: &str) -> Transport {
+        #[derive(serde::Deserialize)]
+        struct T {
+            t: Transport,
+        }
+        toml::from_str::<T>(&format!("t = {toml_text}")).unwrap().t
+    }
+
+    fn transport_errors(t: &Transport, unit: u8) -> (Duration, Vec<String>) {
+        let mut errs = Vec::new();
+        let pause = check_transport(t, unit, "d", &mut |k, m| errs.push(format!("{k}: {m}")));
+        (pause, errs)
+    }
+
+    #[test]
+    fn transports_are_checked_key_by_key_and_the_pause_parsed() {
+        let (pause, errs) = transport_errors(
+            &transport("{ type = \"tcp\", host = \"h\", pause = \"20ms\" }"),
+            0,
+        );
+        assert_eq!(pause, Duration::from_millis(20));
+        assert!(errs.is_empty(), "unit 0 is fine on plain TCP: {errs:?}");
+        let (_, errs) =
+            transport_errors(&transport("{ type = \"rtu-over-tcp\", host = \"h\" }"), 0);
+        assert_eq!(errs, ["d.unit: 0 is not a serial slave address (1..=247)"]);
+        let (pause, errs) = transport_errors(
+            &transport(
+                "{ type = \"rtu\", path = \"\", baud = 0, stop_bits = 3, data_bits = 9, pause = \"x\" }",
+            ),
+            248,
+        );
+        assert_eq!(pause, Duration::ZERO);
+        let keys: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "d.transport.path",
+                "d.transport.baud",
+                "d.transport.stop_bits",
+                "d.transport.data_bits",
+                "d.unit",
+                "d.transport.pause"
+            ]
+        );
+    }
+
+    #[test]
+    fn devices_on_one_serial_port_must_agree_on_its_settings() {
+        let a = transport("{ type = \"rtu\", path = \"/dev/ttyS0\", baud = 9600 }");
+        let b = transport("{ type = \"rtu\", path = \"/dev/ttyS0\", baud = 19200 }");
+        let c = transport("{ type = \"rtu\", path = \"/dev/ttyS0\", parity = \"none\" }");
+        assert!(!same_serial(&a, &b));
+        assert!(same_serial(&a, &c), "9600 8N1 is the default");
+        assert!(!same_serial(
+            &a,
+            &transport("{ type = \"tcp\", host = \"h\" }")
+        ));
+    }
+}
