@@ -104,7 +104,73 @@ fn health_api_metrics_and_savings() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }
+    parsed_by_the_reference_client(&text);
     assert_eq!(d.terminate(), Some(0));
+}
+
+/// Python's prometheus_client (Debian's package) reads every family with
+/// the type it declares, and the histogram adds up.
+fn parsed_by_the_reference_client(text: &str) {
+    use std::io::Write as _;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/parse_metrics.py");
+    let mut child = std::process::Command::new(python())
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the reference parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let families: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let family = |name: &str| {
+        families
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no family {name} in {families:?}"))
+    };
+    // The parser strips `_total` from counter family names.
+    for (name, kind) in [
+        ("bessmon_up", "gauge"),
+        ("bessmon_poll_duration_seconds", "histogram"),
+        ("bessmon_poll_errors", "counter"),
+        ("bessmon_polls", "counter"),
+        ("bessmon_counter_anomalies", "counter"),
+        ("bessmon_net_savings_today", "gauge"),
+    ] {
+        assert_eq!(family(name)["type"], kind, "{name}");
+    }
+    let h = family("bessmon_poll_duration_seconds")["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["labels"]["device"] == "pcs")
+        .cloned()
+        .collect::<Vec<_>>();
+    let value = |name: &str, le: Option<&str>| {
+        h.iter()
+            .find(|s| s["name"] == name && le.is_none_or(|le| s["labels"]["le"] == le))
+            .unwrap_or_else(|| panic!("{name} {le:?} in {h:?}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    let count = value("bessmon_poll_duration_seconds_count", None);
+    assert!(count >= 1.0);
+    assert_eq!(
+        value("bessmon_poll_duration_seconds_bucket", Some("+Inf")),
+        count
+    );
 }
 
 #[test]

@@ -58,6 +58,16 @@ impl Drop for Proc {
     }
 }
 
+/// Debian's Python, whose packages (pymodbus, prometheus_client) the tests
+/// use; another python3 earlier on PATH would not have them.
+pub fn python() -> PathBuf {
+    if Path::new("/usr/bin/python3").exists() {
+        PathBuf::from("/usr/bin/python3")
+    } else {
+        require("python3")
+    }
+}
+
 /// Debian's pymodbus serving a register map written by the test.
 pub struct PyModbus {
     pub proc: Proc,
@@ -68,12 +78,7 @@ pub struct PyModbus {
 impl PyModbus {
     /// Starts the server and waits until it reports that it serves ("port N" or "ready").
     pub fn start(map: serde_json::Value) -> PyModbus {
-        let python = require("python3");
-        let python = if Path::new("/usr/bin/python3").exists() {
-            PathBuf::from("/usr/bin/python3")
-        } else {
-            python
-        };
+        let python = python();
         let dir = tempfile::tempdir().unwrap();
         let map_path = dir.path().join("map.json");
         std::fs::write(&map_path, map.to_string()).unwrap();

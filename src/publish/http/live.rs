@@ -81,13 +81,25 @@ pub fn kind_index(k: ErrorKind) -> usize {
 
 pub const KINDS: [&str; 4] = ["timeout", "exception", "transport", "decode"];
 
+/// Counter anomaly kinds, as `/metrics` labels them.
+pub const ANOMALY_KINDS: [&str; 8] = [
+    "quarantined",
+    "reset",
+    "rollover",
+    "transient",
+    "gap",
+    "implausible",
+    "held_back",
+    "counter_gap",
+];
+
 #[derive(Debug, Default)]
 pub struct Live {
     /// The config is loaded and every site has been polled once.
     pub ready: bool,
     pub sites: BTreeMap<String, SiteLive>,
     pub devices: BTreeMap<(String, String), DeviceMetrics>,
-    /// Per site: quarantined, resets, rollovers, transients, gaps.
+    /// Per site, counts in the order of [`ANOMALY_KINDS`].
     pub anomalies: BTreeMap<String, [u64; 8]>,
 }
 
