@@ -8,8 +8,6 @@
 //! counters in kWh, an empty cell for a missing value. Timestamps in RFC 3339
 //! with an offset, or local date-times (`2025-01-01 08:00:00`) read in the
 //! tariff's time zone.
-use std::io::BufRead;
-
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
@@ -48,57 +46,72 @@ pub fn parse_timestamp(s: &str, tz: &TimeZone) -> Result<Timestamp, String> {
         .map_err(|e| format!("`{s}`: {e}"))
 }
 
+fn utf8(cell: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(cell).map_err(|_| "a cell is not UTF-8 text".into())
+}
+
 /// Streams a CSV history as observations; stops at the first bad line.
+///
+/// Read with the `csv` crate: quoted cells (a spreadsheet's export quotes
+/// timestamps), CRLF line ends, a UTF-8 byte order mark and blank lines are
+/// all taken as a CSV reader should.
 pub struct CsvHistory<R> {
     file: String,
-    lines: std::io::Lines<R>,
-    line: usize,
+    reader: csv::Reader<R>,
+    record: csv::ByteRecord,
     pub columns: Columns,
     tz: TimeZone,
 }
 
-impl<R: BufRead> CsvHistory<R> {
+impl<R: std::io::Read> CsvHistory<R> {
     pub fn new(file: &str, reader: R, tz: TimeZone) -> Result<Self, CsvError> {
-        let mut lines = reader.lines();
         let fail = |line, message: String| CsvError {
             file: file.to_string(),
             line,
             message,
         };
-        let header = match lines.next() {
-            Some(Ok(h)) => h,
-            Some(Err(e)) => return Err(fail(1, e.to_string())),
-            None => return Err(fail(1, "empty file: expected a header line".into())),
-        };
-        let mut cols = header
-            .trim_start_matches('\u{feff}')
-            .split(',')
-            .map(str::trim);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            // Rows end at LF; a CR before it is trimmed as whitespace. With
+            // CRLF as one terminator the reader would date a row from the
+            // CR before it, one line early in every error.
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(reader);
+        let mut header = csv::StringRecord::new();
+        match reader.read_record(&mut header) {
+            Ok(true) => {}
+            Ok(false) => return Err(fail(1, "empty file: expected a header line".into())),
+            Err(e) => return Err(fail(1, e.to_string())),
+        }
+        let line = header.position().map_or(1, |p| p.line() as usize);
+        let mut cols = header.iter();
         if cols.next() != Some("timestamp") {
-            return Err(fail(1, "the first column must be `timestamp`".into()));
+            return Err(fail(line, "the first column must be `timestamp`".into()));
         }
         let mut roles = Vec::new();
         for c in cols {
             match Role::from_name(c) {
                 Some(r) if roles.contains(&r) => {
-                    return Err(fail(1, format!("column `{c}` appears twice")))
+                    return Err(fail(line, format!("column `{c}` appears twice")))
                 }
                 Some(r) => roles.push(r),
                 None => {
                     return Err(fail(
-                        1,
+                        line,
                         format!("`{c}` is not a role name (see README: replay)"),
                     ))
                 }
             }
         }
         if roles.is_empty() {
-            return Err(fail(1, "no value columns".into()));
+            return Err(fail(line, "no value columns".into()));
         }
         Ok(CsvHistory {
             file: file.to_string(),
-            lines,
-            line: 1,
+            reader,
+            record: csv::ByteRecord::new(),
             columns: Columns { roles },
             tz,
         })
@@ -107,70 +120,64 @@ impl<R: BufRead> CsvHistory<R> {
     /// The next row's observations, `None` at the end.
     pub fn next_row(&mut self, out: &mut Vec<Observation>) -> Result<bool, CsvError> {
         out.clear();
-        loop {
-            let Some(line) = self.lines.next() else {
-                return Ok(false);
-            };
-            self.line += 1;
-            let fail = |message: String| CsvError {
-                file: self.file.clone(),
-                line: self.line,
-                message,
-            };
-            let line = line.map_err(|e| fail(e.to_string()))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let mut cells = line.split(',');
-            let at = parse_timestamp(cells.next().unwrap_or("").trim(), &self.tz).map_err(fail)?;
-            let mut n = 0;
-            for (i, cell) in cells.enumerate() {
-                let Some(&role) = self.columns.roles.get(i) else {
-                    return Err(fail(format!(
-                        "more cells than the header's {} columns",
-                        self.columns.roles.len() + 1
-                    )));
-                };
-                n += 1;
-                let cell = cell.trim();
-                let v = if cell.is_empty() {
-                    None
-                } else {
-                    let v: f64 = cell
-                        .parse()
-                        .map_err(|_| fail(format!("{} `{cell}` is not a number", role.name())))?;
-                    if !v.is_finite() {
-                        return Err(fail(format!("`{cell}` is not a finite number")));
-                    }
-                    Some(v)
-                };
-                let reading = if role.is_counter() {
-                    match v {
-                        Some(kwh) if kwh < 0.0 => {
-                            return Err(fail(format!("a counter cannot be negative: {cell}")))
-                        }
-                        // kWh to whole mWh: counters telescope, so rounding never accumulates.
-                        Some(kwh) => Measured::Counter {
-                            raw: (kwh * 1e6).round() as u64,
-                            bits: 64,
-                            mwh_per_raw: 1.0,
-                        },
-                        None => continue,
-                    }
-                } else {
-                    Measured::Value(v)
-                };
-                out.push(Observation { at, role, reading });
-            }
-            if n != self.columns.roles.len() {
-                return Err(fail(format!(
-                    "{} cells, the header has {}",
-                    n + 1,
-                    self.columns.roles.len() + 1
-                )));
-            }
-            return Ok(true);
+        let mut read = self.reader.read_byte_record(&mut self.record);
+        // A blank line (perhaps just a CR) is no row.
+        while matches!(read, Ok(true)) && self.record.iter().all(<[u8]>::is_empty) {
+            read = self.reader.read_byte_record(&mut self.record);
         }
+        let line = match (&read, self.record.position()) {
+            (Err(e), _) => e.position().map_or(0, |p| p.line() as usize),
+            (_, Some(p)) => p.line() as usize,
+            (_, None) => 0,
+        };
+        let fail = |message: String| CsvError {
+            file: self.file.clone(),
+            line,
+            message,
+        };
+        if !read.map_err(|e| fail(e.to_string()))? {
+            return Ok(false);
+        }
+        let columns = self.columns.roles.len() + 1;
+        if self.record.len() != columns {
+            return Err(fail(format!(
+                "{} cells, the header has {columns}",
+                self.record.len()
+            )));
+        }
+        let at = parse_timestamp(utf8(&self.record[0]).map_err(fail)?, &self.tz).map_err(fail)?;
+        for (cell, &role) in self.record.iter().skip(1).zip(&self.columns.roles) {
+            let cell = utf8(cell).map_err(fail)?;
+            let v = if cell.is_empty() {
+                None
+            } else {
+                let v: f64 = cell
+                    .parse()
+                    .map_err(|_| fail(format!("{} `{cell}` is not a number", role.name())))?;
+                if !v.is_finite() {
+                    return Err(fail(format!("`{cell}` is not a finite number")));
+                }
+                Some(v)
+            };
+            let reading = if role.is_counter() {
+                match v {
+                    Some(kwh) if kwh < 0.0 => {
+                        return Err(fail(format!("a counter cannot be negative: {cell}")))
+                    }
+                    // kWh to whole mWh: counters telescope, so rounding never accumulates.
+                    Some(kwh) => Measured::Counter {
+                        raw: (kwh * 1e6).round() as u64,
+                        bits: 64,
+                        mwh_per_raw: 1.0,
+                    },
+                    None => continue,
+                }
+            } else {
+                Measured::Value(v)
+            };
+            out.push(Observation { at, role, reading });
+        }
+        Ok(true)
     }
 }
 
@@ -211,5 +218,23 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("first column must be `timestamp`"));
+    }
+
+    #[test]
+    fn quoted_cells_crlf_a_byte_order_mark_and_blank_lines_are_read() {
+        let csv = "\u{feff}timestamp,\"battery_power\"\r\n\r\n\"2025-01-01 00:00:00\",\"-5\"\r\n\n2025-01-01 00:00:01,7\r\n\r\n2025-01-01 00:00:02,7,8\r\n";
+        let mut h = CsvHistory::new("h.csv", csv.as_bytes(), TimeZone::UTC).unwrap();
+        let mut out = Vec::new();
+        assert!(h.next_row(&mut out).unwrap());
+        assert_eq!(out[0].reading, Measured::Value(Some(-5.0)));
+        assert_eq!(
+            out[0].at,
+            "2025-01-01T00:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        assert!(h.next_row(&mut out).unwrap());
+        assert_eq!(out[0].reading, Measured::Value(Some(7.0)));
+        let e = h.next_row(&mut out).unwrap_err();
+        assert_eq!(e.to_string(), "h.csv: line 7: 3 cells, the header has 2");
+        assert!(!h.next_row(&mut out).unwrap(), "the end after the bad line");
     }
 }

@@ -1,7 +1,6 @@
 //! `bessmon replay`: recompute a site's ledger from a CSV history with the
 //! daemon's own accounting (what-if with another tariff, or backfill).
 use std::collections::BTreeMap;
-use std::io::BufReader;
 use std::path::PathBuf;
 
 use super::report::Format;
@@ -37,12 +36,8 @@ pub fn replay_csv(
 ) -> Result<Report, Failure> {
     let file =
         std::fs::File::open(csv).map_err(|e| Failure::input(format!("{}: {e}", csv.display())))?;
-    let mut history = CsvHistory::new(
-        &csv.display().to_string(),
-        BufReader::new(file),
-        setup.tariff.tz.clone(),
-    )
-    .map_err(|e| Failure::input(e.to_string()))?;
+    let mut history = CsvHistory::new(&csv.display().to_string(), file, setup.tariff.tz.clone())
+        .map_err(|e| Failure::input(e.to_string()))?;
     let mut setup = setup;
     setup.battery_counters = history.columns.has(Role::ChargeEnergyTotal)
         && history.columns.has(Role::DischargeEnergyTotal);
