@@ -12,10 +12,12 @@
 //! Every number is written as a float and every flag as a boolean, always, so
 //! InfluxDB never sees a field change type.
 //!
-//! One concept per file: `sink` (the loop that drains the
+//! One concept per file: `outcome` (what each answer means and what the sink
+//! does next, as plain functions), `sink` (the loop that drains the
 //! spool and what each write outcome does), `dead_letter` (where rejected
 //! batches go).
 mod dead_letter;
+mod outcome;
 mod sink;
 
 pub use crate::config::InfluxSettings;

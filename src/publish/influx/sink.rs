@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::outcome::{classify, retry_after, step, Step, WriteOutcome};
 use super::SINK;
 use crate::backoff::Backoff;
 use crate::config::{InfluxAuth as Auth, InfluxSettings};
@@ -19,25 +20,6 @@ pub struct InfluxStats {
     pub dead_lettered_batches: AtomicU64,
     pub writes: AtomicU64,
     pub write_nanos: AtomicU64,
-}
-
-enum WriteOutcome {
-    Written,
-    Retry(String, Option<Duration>),
-    TooLarge(String),
-    Reject(String),
-}
-
-/// Retry-After as delay-seconds or an HTTP date (RFC 9110 section 10.2.3).
-fn retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    static PARSER: jiff::fmt::rfc2822::DateTimeParser = jiff::fmt::rfc2822::DateTimeParser::new();
-    let at = PARSER.parse_timestamp(v).ok()?;
-    // A date in the past means "now".
-    Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
 /// Spooled records as one write: their sequence numbers, the lines, and the
@@ -186,25 +168,24 @@ impl InfluxSink {
                 .write_nanos
                 .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
             let lines = batch.lines;
-            match outcome {
-                WriteOutcome::Written => {
+            match step(outcome, batch.seqs.len(), lines, &mut backoff) {
+                Step::Ack => {
                     if failing {
                         tracing::info!("influxdb: writing again");
                         failing = false;
                     }
-                    backoff.reset();
                     self.stats.written_lines.fetch_add(lines, Relaxed);
                     next = after;
                     self.ack(batch.seqs, &mut acking).await;
                     ready = prefetched.filter(|b| !b.seqs.is_empty());
                 }
-                WriteOutcome::TooLarge(msg) if batch.seqs.len() > 1 => {
-                    batch_lines = (lines as usize / 2).max(1);
+                Step::Shrink { lines: n, msg } => {
+                    batch_lines = n;
                     tracing::warn!(
                         "influxdb: a batch of {lines} lines is too large ({msg}); writing at most {batch_lines} lines per batch from now on"
                     );
                 }
-                WriteOutcome::TooLarge(msg) | WriteOutcome::Reject(msg) => {
+                Step::DeadLetter(msg) => {
                     self.stats.dead_lettered_batches.fetch_add(1, Relaxed);
                     let file = super::dead_letter::write(
                         &self.settings.dead_letter_dir,
@@ -217,14 +198,11 @@ impl InfluxSink {
                     self.ack(batch.seqs, &mut acking).await;
                     ready = prefetched.filter(|b| !b.seqs.is_empty());
                 }
-                WriteOutcome::Retry(msg, after) => {
+                Step::Retry { msg, delay } => {
                     self.stats.failed_requests.fetch_add(1, Relaxed);
                     if stopping {
                         break;
                     }
-                    let delay = after
-                        .unwrap_or_else(|| backoff.next_delay())
-                        .min(Duration::from_secs(300));
                     if !failing {
                         tracing::warn!(
                             "influxdb: {msg}; keeping the data and retrying (next in {:.1}s)",
@@ -312,18 +290,8 @@ impl InfluxSink {
             .get("Retry-After")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after(v, jiff::Timestamp::now()));
-        let text = resp.text().await.unwrap_or_default();
-        let msg = format!(
-            "HTTP {status}: {}",
-            text.trim().chars().take(500).collect::<String>()
-        );
-        if status.as_u16() == 429 || status.is_server_error() {
-            WriteOutcome::Retry(msg, retry_after)
-        } else if status.as_u16() == 413 {
-            WriteOutcome::TooLarge(msg)
-        } else {
-            WriteOutcome::Reject(msg)
-        }
+        let body = resp.text().await.unwrap_or_default();
+        classify(status.as_u16(), &body, retry_after)
     }
 }
 
@@ -335,21 +303,6 @@ mod tests {
 
     fn cfg(toml_text: &str) -> Influx {
         toml::from_str(toml_text).unwrap()
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_an_http_date() {
-        let now: jiff::Timestamp = "2026-11-28T21:00:00Z".parse().unwrap();
-        assert_eq!(retry_after(" 7 ", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            retry_after("Sat, 28 Nov 2026 21:00:30 GMT", now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            retry_after("Sat, 28 Nov 2026 20:59:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(retry_after("soon", now), None);
     }
 
     /// What the stand-in server saw: each request's arrival and its lines.
