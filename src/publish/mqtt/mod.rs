@@ -10,11 +10,13 @@
 //! marks the instance offline, and a retained `online` follows every connect.
 //!
 //! One concept per file: `options` (the validated settings as rumqttc's
-//! options), `discovery` (the retained topics
+//! options), `connect` (what a connect publishes first, what a refusal
+//! means), `discovery` (the retained topics
 //! and Home Assistant configs a configuration publishes), `registry` (what
 //! was retained last time), `acks` (which spool entry each PUBACK confirms)
 //! and `sink` (the connection loop that calls them).
 mod acks;
+mod connect;
 mod discovery;
 mod options;
 mod registry;

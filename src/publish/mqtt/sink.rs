@@ -5,13 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event as MqttEvent, EventLoop, Outgoing,
-    Packet, QoS,
-};
+use rumqttc::{AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, Outgoing, Packet, QoS};
 use tokio_util::sync::CancellationToken;
 
 use super::acks::Acks;
+use super::connect::{announcements, refusal};
 use super::discovery::retained_topics;
 use super::options::{options, qos};
 use super::registry::{load_registry, save_registry};
@@ -150,12 +148,7 @@ impl MqttSink {
                 ev = el.poll() => match ev {
                     Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => return Ok(()),
                     Ok(_) => {}
-                    Err(ConnectionError::ConnectionRefused(code)) => return Err(Some(match code {
-                        ConnectReturnCode::BadUserNamePassword => "the broker refused the username or password".to_string(),
-                        // Mosquitto answers a wrong password with "not authorised".
-                        ConnectReturnCode::NotAuthorized => "the broker refused the connection as not authorised (check mqtt.username and the password)".to_string(),
-                        other => format!("the broker refused the connection ({other:?})"),
-                    })),
+                    Err(ConnectionError::ConnectionRefused(code)) => return Err(Some(refusal(code))),
                     Err(e) => return Err(Some(e.to_string())),
                 },
             }
@@ -177,17 +170,22 @@ impl MqttSink {
                     .is_ok()
             })
         };
-        direct(self.settings.status_topic(), "online".into(), &mut acks);
+        let dir = &self.settings.state_dir;
+        let last = if *announced {
+            BTreeSet::new()
+        } else {
+            load_registry(dir)
+        };
+        let status = self.settings.status_topic();
+        for (topic, payload) in
+            announcements(&status, !*announced, &last, &self.topics, &self.discovery)
+        {
+            if payload.is_empty() {
+                tracing::info!("mqtt: cleared retained {topic} (no longer configured)");
+            }
+            direct(topic, payload, &mut acks);
+        }
         if !*announced {
-            let dir = &self.settings.state_dir;
-            for stale in load_registry(dir).difference(&self.topics) {
-                // An empty retained payload deletes the retained message.
-                direct(stale.clone(), String::new(), &mut acks);
-                tracing::info!("mqtt: cleared retained {stale} (no longer configured)");
-            }
-            for (topic, payload) in &self.discovery {
-                direct(topic.clone(), payload.clone(), &mut acks);
-            }
             save_registry(dir, &self.topics);
             *announced = true;
         }
