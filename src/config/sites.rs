@@ -63,33 +63,17 @@ impl<'a> SiteChecks<'a> {
     }
 
     fn tariff(&mut self, id: &str) -> Option<Arc<Tariff>> {
-        let (catalog, errors) = (&self.tariffs_catalog, &mut self.file_errors);
-        self.tariffs
-            .entry(id.to_string())
-            .or_insert_with(|| match catalog.load(id) {
-                None => None,
-                Some(Ok(t)) => Some(t),
-                Some(Err(te)) => {
-                    errors.extend(te);
-                    None
-                }
-            })
-            .clone()
+        let catalog = &self.tariffs_catalog;
+        loaded(&mut self.tariffs, &mut self.file_errors, id, || {
+            catalog.load(id)
+        })
     }
 
     fn profile(&mut self, id: &str) -> Option<Arc<Profile>> {
-        let (catalog, errors) = (&self.profiles_catalog, &mut self.file_errors);
-        self.profiles
-            .entry(id.to_string())
-            .or_insert_with(|| match catalog.load(id) {
-                None => None,
-                Some(Ok(p)) => Some(p),
-                Some(Err(pe)) => {
-                    errors.extend(pe);
-                    None
-                }
-            })
-            .clone()
+        let catalog = &self.profiles_catalog;
+        loaded(&mut self.profiles, &mut self.file_errors, id, || {
+            catalog.load(id)
+        })
     }
 
     /// Checks site number `si`; its spec unless its tariff is unusable.
@@ -296,6 +280,27 @@ impl<'a> SiteChecks<'a> {
             slow_every: s.slow_every.max(1),
         })
     }
+}
+
+/// A file loaded once per id however many sites name it; None when it is
+/// missing or broken (its errors, naming the file, go to `errors` once).
+fn loaded<T>(
+    cache: &mut HashMap<String, Option<Arc<T>>>,
+    errors: &mut Vec<ValidationError>,
+    id: &str,
+    load: impl FnOnce() -> Option<Result<Arc<T>, Vec<ValidationError>>>,
+) -> Option<Arc<T>> {
+    cache
+        .entry(id.to_string())
+        .or_insert_with(|| match load() {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => {
+                errors.extend(e);
+                None
+            }
+        })
+        .clone()
 }
 
 fn same_serial(a: &Transport, b: &Transport) -> bool {
