@@ -104,3 +104,58 @@ pub struct DeviceSpec {
     pub poll_interval: Duration,
     pub slow_every: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(text: &str) -> Transport {
+        #[derive(Deserialize)]
+        struct T {
+            t: Transport,
+        }
+        toml::from_str::<T>(&format!("t = {text}")).unwrap().t
+    }
+
+    #[test]
+    fn devices_behind_one_address_share_a_connection_key() {
+        assert_eq!(
+            transport("{ type = \"tcp\", host = \"10.0.0.5\" }").key(),
+            "tcp://10.0.0.5:502"
+        );
+        assert_eq!(
+            transport("{ type = \"rtu-over-tcp\", host = \"gw\", port = 4196 }").key(),
+            "rtu-over-tcp://gw:4196"
+        );
+        let rtu = transport("{ type = \"rtu\", path = \"/dev/ttyUSB0\" }");
+        assert_eq!(rtu.key(), "rtu:///dev/ttyUSB0");
+        let Transport::Rtu {
+            baud,
+            parity,
+            stop_bits,
+            data_bits,
+            ..
+        } = rtu
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (baud, parity, stop_bits, data_bits),
+            (9600, Parity::None, 1, 8)
+        );
+    }
+
+    #[test]
+    fn parity_is_one_of_three_names() {
+        assert_eq!(Parity::parse("even"), Some(Parity::Even));
+        assert_eq!(Parity::parse("odd"), Some(Parity::Odd));
+        assert_eq!(Parity::parse("mark"), None);
+        let e = toml::from_str::<toml::Table>(
+            "t = { type = \"rtu\", path = \"p\", parity = \"mark\" }",
+        )
+        .map(|t| t["t"].clone().try_into::<Transport>())
+        .unwrap()
+        .unwrap_err();
+        assert!(e.to_string().contains("mark"), "{e}");
+    }
+}

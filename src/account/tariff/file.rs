@@ -64,3 +64,27 @@ pub(super) struct BandFile {
     pub end: String,
     pub band: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "id = \"t\"\nname = \"t\"\ntimezone = \"Asia/Shanghai\"\ncurrency = \"CNY\"\nsource = \"s\"\nprices = { flat = 0.76 }\n";
+
+    #[test]
+    fn defaults_fill_what_a_short_tariff_leaves_out() {
+        let f: TariffFile = toml::from_str(&format!(
+            "{HEAD}demand_charge = {{ price_per_kw_month = 32 }}\n[[seasons]]\nmonths = [1]\nbands = []"
+        ))
+        .unwrap();
+        assert_eq!(f.demand_charge.unwrap().window, "15m");
+        assert_eq!(f.seasons[0].day_types, ["all"]);
+        assert!(f.holidays.is_empty() && f.workdays.is_empty() && f.price_changes.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_not_ignored() {
+        let e = toml::from_str::<TariffFile>(&format!("{HEAD}holiday = []")).unwrap_err();
+        assert!(e.message().contains("holiday"), "{e}");
+    }
+}
