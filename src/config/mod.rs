@@ -228,11 +228,8 @@ pub struct Device {
     pub profile: String,
     pub unit: u8,
     pub transport: Transport,
-    /// Per-request reply timeout.
-    #[serde(default = "default_timeout")]
-    pub timeout: String,
-}
-
-fn default_timeout() -> String {
-    "1s".into()
+    /// Per-request reply timeout (default: half the site's poll interval, at
+    /// most 1 s, so the defaults never disagree).
+    #[serde(default)]
+    pub timeout: Option<String>,
 }

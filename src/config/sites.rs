@@ -33,6 +33,9 @@ pub struct SiteChecks<'a> {
     units: HashMap<String, HashMap<u8, String>>,
     /// serial port -> (SITE/DEVICE that set it first, its transport)
     serial: HashMap<String, (String, Transport)>,
+    /// (timeout, poll interval) -> the devices whose timeout is not shorter
+    /// than their poll interval: one warning per pair, not per device.
+    slow_timeouts: std::collections::BTreeMap<(String, String), Vec<String>>,
 }
 
 impl<'a> SiteChecks<'a> {
@@ -59,6 +62,20 @@ impl<'a> SiteChecks<'a> {
             site_ids: HashMap::new(),
             units: HashMap::new(),
             serial: HashMap::new(),
+            slow_timeouts: Default::default(),
+        }
+    }
+
+    /// The warnings that sum up many devices, once every site is checked.
+    pub fn finish(&mut self, warn: &mut impl FnMut(String)) {
+        for ((timeout, poll), devices) in std::mem::take(&mut self.slow_timeouts) {
+            let who = match devices.len() {
+                1 => format!("{}.timeout", devices[0]),
+                n => format!("{n} devices' timeout (first {}.timeout)", devices[0]),
+            };
+            warn(format!(
+                "{who} {timeout} is not shorter than the poll interval {poll}: one silent device will cost polls"
+            ));
         }
     }
 
@@ -82,7 +99,6 @@ impl<'a> SiteChecks<'a> {
         si: usize,
         s: &Site,
         e: &mut impl FnMut(String, String),
-        warn: &mut impl FnMut(String),
     ) -> Option<SiteSpec> {
         let sk = format!("sites[{si}] ({})", s.id);
         if let Some(p) = id_problem(&s.id) {
@@ -169,7 +185,7 @@ impl<'a> SiteChecks<'a> {
                     format!("duplicate device id in this site (also devices[{first}])"),
                 );
             }
-            let Some(spec) = self.device(s, d, &dk, poll_interval, e, warn) else {
+            let Some(spec) = self.device(s, d, &dk, poll_interval, e) else {
                 continue;
             };
             for r in spec.profile.points.iter().filter_map(|p| p.role) {
@@ -207,26 +223,27 @@ impl<'a> SiteChecks<'a> {
         dk: &str,
         poll_interval: Duration,
         e: &mut impl FnMut(String, String),
-        warn: &mut impl FnMut(String),
     ) -> Option<DeviceSpec> {
         if let Some(p) = id_problem(&d.id) {
             e(format!("{dk}.id"), p);
         }
-        let timeout = match parse_duration(&d.timeout) {
-            Ok(t) if t.is_zero() => {
+        let timeout = match d.timeout.as_deref().map(parse_duration) {
+            None => default_timeout(poll_interval),
+            Some(Ok(t)) if t.is_zero() => {
                 e(format!("{dk}.timeout"), "must be more than 0".into());
                 t
             }
-            Ok(t) => {
+            Some(Ok(t)) => {
                 if t >= poll_interval {
-                    warn(format!(
-                        "{dk}.timeout {} is not shorter than the poll interval {}: one silent device will cost polls",
-                        d.timeout, s.poll_interval
-                    ));
+                    let given = d.timeout.clone().unwrap_or_default();
+                    self.slow_timeouts
+                        .entry((given, s.poll_interval.clone()))
+                        .or_default()
+                        .push(dk.to_string());
                 }
                 t
             }
-            Err(m) => {
+            Some(Err(m)) => {
                 e(format!("{dk}.timeout"), m);
                 Duration::from_secs(1)
             }
@@ -280,6 +297,12 @@ impl<'a> SiteChecks<'a> {
             slow_every: s.slow_every.max(1),
         })
     }
+}
+
+/// Half the poll interval, at most a second: a silent device then costs at
+/// most half a poll, and a device slower than a second to answer is broken.
+pub fn default_timeout(poll_interval: Duration) -> Duration {
+    (poll_interval / 2).min(Duration::from_secs(1))
 }
 
 /// A file loaded once per id however many sites name it; None when it is
@@ -446,6 +469,49 @@ mod tests {
                 "d.transport.pause"
             ]
         );
+    }
+
+    /// `n` sites with one PCS each, all polled every `poll`.
+    fn validated(n: u16, timeout: &str, poll: &str) -> crate::config::Validated {
+        let mut toml =
+            "[daemon]\nstate_dir = \"/tmp/unused\"\nprofile_dirs = []\ntariff_dirs = []\n"
+                .to_string();
+        for k in 1..=n {
+            toml += &format!(
+                "[[sites]]\nid = \"s{k}\"\ntariff = \"cn-chongqing-ci-2025-02\"\ncapacity_kwh = 2000\nrated_power_kw = 1000\npoll_interval = \"{poll}\"\n\
+                 [[sites.devices]]\nid = \"pcs\"\nprofile = \"bessmon-sim-pcs\"\nunit = {k}\n{timeout}\n\
+                 transport = {{ type = \"tcp\", host = \"127.0.0.1\", port = 502 }}\n"
+            );
+        }
+        crate::config::validate::load_and_validate(&crate::config::ConfigSource::Inline {
+            name: "t".into(),
+            toml,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_default_timeout_agrees_with_any_poll_interval() {
+        for (poll, want) in [("1s", 500), ("300ms", 150), ("10s", 1000)] {
+            let v = validated(2, "", poll);
+            assert!(v.warnings.is_empty(), "{poll}: {:?}", v.warnings);
+            assert!(v
+                .devices()
+                .all(|d| d.timeout == Duration::from_millis(want)));
+        }
+    }
+
+    #[test]
+    fn one_warning_sums_up_many_devices_with_the_same_slow_timeout() {
+        let v = validated(3, "timeout = \"2s\"", "1s");
+        assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+        assert!(
+            v.warnings[0].contains("3 devices' timeout (first sites[0] (s1).devices[0] (pcs).timeout) 2s is not shorter than the poll interval 1s"),
+            "{:?}",
+            v.warnings
+        );
+        let v = validated(1, "timeout = \"1s\"", "1s");
+        assert!(v.warnings[0].contains("sites[0] (s1).devices[0] (pcs).timeout 1s is not shorter"));
     }
 
     #[test]

@@ -110,8 +110,9 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
         .sites
         .iter()
         .enumerate()
-        .filter_map(|(si, s)| checks.site(si, s, &mut e, &mut warn))
+        .filter_map(|(si, s)| checks.site(si, s, &mut e))
         .collect();
+    checks.finish(&mut warn);
     errs.extend(checks.file_errors);
     match (daemon, mqtt, influx) {
         (Some(daemon), Ok(mqtt), Ok(influx)) if errs.is_empty() => Ok(Validated {
