@@ -129,6 +129,8 @@ fn the_dashboard_shows_what_the_api_says_and_updates() {
     assert!(dom.contains("<rect"), "the charts are drawn");
 
     let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png");
+    // target/ is absent when CARGO_TARGET_DIR points elsewhere.
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     chromium(
         &[
             &format!("--screenshot={}", shot.display()),

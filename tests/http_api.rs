@@ -174,7 +174,7 @@ fn parsed_by_the_reference_client(text: &str) {
 }
 
 #[test]
-fn the_bearer_token_guards_everything_but_healthz() {
+fn the_bearer_token_guards_everything_but_the_probes() {
     let sim = simulator(1);
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
@@ -190,9 +190,10 @@ fn the_bearer_token_guards_everything_but_healthz() {
     std::fs::write(&cfg.path, text).unwrap();
     let mut d = Daemon::start(&cfg.path);
     let port = d.http_port();
+    // Kubernetes probes cannot carry a token; they reveal nothing.
     assert_eq!(get(port, "/healthz", None).0, 200);
+    assert_ne!(get(port, "/readyz", None).0, 401);
     for path in [
-        "/readyz",
         "/metrics",
         "/api/v1/sites",
         "/api/v1/sites/lab",
@@ -210,5 +211,15 @@ fn the_bearer_token_guards_everything_but_healthz() {
             "{path} with the token"
         );
     }
+    assert_eq!(d.terminate(), Some(0));
+    // A scraper that cannot send a token: /metrics made public, the rest not.
+    let text = std::fs::read_to_string(&cfg.path)
+        .unwrap()
+        .replace("[daemon]\n", "[daemon]\nmetrics_public = true\n");
+    std::fs::write(&cfg.path, text).unwrap();
+    let mut d = Daemon::start(&cfg.path);
+    let port = d.http_port();
+    assert_eq!(get(port, "/metrics", None).0, 200);
+    assert_eq!(get(port, "/api/v1/sites", None).0, 401);
     assert_eq!(d.terminate(), Some(0));
 }

@@ -105,7 +105,7 @@ fn contract_topics_payloads_retained_and_last_will() {
         }
         let ha = g
             .iter()
-            .find(|(t, _, _)| t == "homeassistant/sensor/test_lab_soc/config")
+            .find(|(t, _, _)| t == "homeassistant/sensor/bessmon_lab_soc/config")
             .expect("discovery");
         let ha = json(&ha.1);
         assert_eq!(ha["state_topic"], "bessmon/lab/bms/state");
@@ -141,7 +141,7 @@ fn contract_topics_payloads_retained_and_last_will() {
                 .any(|(t, p, _)| t == "bessmon/lab/meter/availability" && p.is_empty())
             && g[n..]
                 .iter()
-                .any(|(t, p, _)| t == "homeassistant/sensor/test_lab_soc/config" && p.is_empty())
+                .any(|(t, p, _)| t == "homeassistant/sensor/bessmon_lab_soc/config" && p.is_empty())
     });
     assert_eq!(daemon.terminate(), Some(0));
     wait_until(&got, "offline on a clean stop", |g| {

@@ -2,7 +2,6 @@
 mod support;
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use support::*;
 
@@ -40,10 +39,8 @@ fn two_shards_poll_every_site_exactly_once() {
         Proc(child)
     };
     let (_da, _db) = (run(&a, "0/2"), run(&b, "1/2"));
-    for site in &sim.sim.sites {
-        while site.requests.load(Relaxed) < 5 {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    for (k, site) in sim.sim.sites.iter().enumerate() {
+        wait_for_requests(site, 5, &format!("site-{k}'s first polls"));
     }
     // Every site polled, each over exactly one connection: by one daemon only.
     for (k, site) in sim.sim.sites.iter().enumerate() {
@@ -61,4 +58,26 @@ fn two_shards_poll_every_site_exactly_once() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "a bad shard is invalid input");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a shard"));
+}
+
+#[test]
+fn a_shard_that_owns_no_sites_stays_up_and_ready() {
+    let sim = simulator(1);
+    let cfg = sim_site_config(&sim);
+    // The one site "lab" belongs to one of two shards; start the other.
+    let empty = 1 - bessmon::config::shard::Shard::of("lab", 2);
+    let mut d = Daemon::start_with(&cfg.path, &["--shard", &format!("{empty}/2")]);
+    let port = d.http_port();
+    d.wait_log("owns no sites");
+    let (code, body) = http("GET", port, "/readyz", "", None);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "ready: this instance owns no sites\n")
+    );
+    assert_eq!(http("GET", port, "/healthz", "", None).0, 200);
+    // Still serving after the moment an empty channel used to end it.
+    let (code, sites) = http("GET", port, "/api/v1/sites", "", None);
+    assert_eq!((code, sites.as_str()), (200, "[]"));
+    assert!(d.proc.0.try_wait().unwrap().is_none(), "the daemon exited");
+    assert_eq!(d.terminate(), Some(0));
 }

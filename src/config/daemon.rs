@@ -15,6 +15,8 @@ pub struct DaemonSettings {
     pub http_listen: SocketAddr,
     /// The bearer token the HTTP API asks for, when set.
     pub http_token: Option<String>,
+    /// `/metrics` without the token.
+    pub metrics_public: bool,
     /// Capacity of the channel from pollers to accounting, in samples.
     pub sample_queue: usize,
 }
@@ -26,6 +28,7 @@ impl std::fmt::Debug for DaemonSettings {
             .field("state_dir", &self.state_dir)
             .field("http_listen", &self.http_listen)
             .field("http_token", &self.http_token.as_ref().map(|_| "(set)"))
+            .field("metrics_public", &self.metrics_public)
             .field("sample_queue", &self.sample_queue)
             .finish()
     }
@@ -95,6 +98,7 @@ pub fn check(
         state_dir: d.state_dir.clone(),
         http_listen,
         http_token,
+        metrics_public: d.metrics_public,
         sample_queue: d.sample_queue,
     })
 }

@@ -47,6 +47,8 @@ pub struct Daemon {
     pub state_dir: PathBuf,
     pub http_listen: String,
     pub http_token_file: Option<PathBuf>,
+    /// Serve `/metrics` without the token (for scrapers that cannot send one).
+    pub metrics_public: bool,
     pub profile_dirs: Vec<PathBuf>,
     pub tariff_dirs: Vec<PathBuf>,
     /// Capacity of the channel from pollers to accounting, in samples.
@@ -60,6 +62,7 @@ impl Default for Daemon {
             state_dir: "/var/lib/bessmon".into(),
             http_listen: "127.0.0.1:9810".into(),
             http_token_file: None,
+            metrics_public: false,
             profile_dirs: vec!["/etc/bessmon/profiles".into()],
             tariff_dirs: vec!["/etc/bessmon/tariffs".into()],
             sample_queue: 4096,

@@ -28,6 +28,9 @@ pub struct Validated {
     pub influx: Option<InfluxSettings>,
     pub spool: Limits,
     pub sites: Vec<SiteSpec>,
+    /// Sites of the configuration that other shards own: not polled here,
+    /// but not gone either (their retained topics stay).
+    pub elsewhere: Vec<SiteSpec>,
     /// Things that will work but probably are not what the operator meant.
     pub warnings: Vec<String>,
 }
@@ -39,7 +42,11 @@ impl Validated {
 
     /// Keeps only the sites of one shard.
     pub fn retain_shard(&mut self, shard: super::shard::Shard) {
-        self.sites.retain(|s| shard.owns(&s.id));
+        let (mine, others) = std::mem::take(&mut self.sites)
+            .into_iter()
+            .partition(|s| shard.owns(&s.id));
+        self.sites = mine;
+        self.elsewhere.extend(others);
     }
 
     pub fn requests_per_poll(&self) -> usize {
@@ -125,6 +132,7 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
                 max_age: spool_max_age,
             },
             sites,
+            elsewhere: Vec::new(),
             warnings,
         }),
         _ => Err(errs),

@@ -118,6 +118,8 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("HTTP on http://{addr}/ (dashboard, API, /metrics, /healthz)");
     }
+    let health = Arc::new(http::health::Health::default());
+    health.beat();
     let shared = http::Shared {
         live: live.clone(),
         token,
@@ -133,12 +135,20 @@ pub async fn run(
         influx: influx_stats,
         mqtt: mqtt_stats,
         clock: clock.clone(),
+        health: health.clone(),
+        metrics_public: daemon.metrics_public,
     };
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(listener, shared, http_stop.clone()));
 
     let (tx, mut rx) = mpsc::channel::<Sample>(daemon.sample_queue);
+    // Held until shutdown, so an instance with no devices (an empty shard)
+    // keeps serving instead of finding its channel closed and exiting.
+    let mut hold_open = Some(tx.clone());
     let mut pollers = acquire::spawn(v.devices(), clock.clone(), tx, cancel.clone());
+    if v.sites.is_empty() {
+        tracing::warn!("this instance owns no sites: staying up and ready, polling nothing");
+    }
     tracing::info!(
         "polling {} devices on {} sites ({} requests per poll); ledger in {}",
         v.devices().count(),
@@ -147,6 +157,9 @@ pub async fn run(
         daemon.state_dir.display()
     );
     let mut notifier = notify::Notifier::from_env();
+    if v.sites.is_empty() {
+        notifier.ready_now();
+    }
     let mut watchdog =
         tokio::time::interval(notifier.watchdog_every.unwrap_or(Duration::from_secs(3600)));
     let mut announcer = announce::Announcer::default();
@@ -184,7 +197,14 @@ pub async fn run(
                 // Every poller has stopped: the last sample is in.
                 None => break,
             },
+            _ = cancel.cancelled(), if hold_open.is_some() => hold_open = None,
             _ = to_spool.tick() => {
+                health.beat();
+                while let Some(ended) = sinks.try_join_next() {
+                    // A sink returns only when stopped; before that it has panicked.
+                    tracing::error!("a sink task ended unexpectedly ({ended:?}); data stays spooled, restart to resume");
+                    health.sink_died();
+                }
                 flush(&mut outbox, spool.as_deref());
                 if std::mem::take(&mut commit_soon) {
                     commit_books(&mut books);
@@ -213,7 +233,12 @@ pub async fn run(
                 books.log.flush_to_log(false);
                 availability.log.flush_to_log(false);
             }
-            _ = watchdog.tick(), if notifier.watchdog_every.is_some() => notifier.watchdog(),
+            _ = watchdog.tick(), if notifier.watchdog_every.is_some() => {
+                // This loop running is the proof of life; a dead sink is not.
+                if health.problem().is_none() {
+                    notifier.watchdog();
+                }
+            }
         }
     }
     notifier.stopping();

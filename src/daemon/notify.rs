@@ -1,7 +1,9 @@
 //! systemd's notification protocol (sd_notify): READY=1 once every device has
-//! been polled, WATCHDOG=1 while samples keep arriving, STOPPING=1 on the way
-//! out. A datagram to $NOTIFY_SOCKET; nothing happens when it is not set.
-use std::time::{Duration, Instant};
+//! been polled, WATCHDOG=1 while the daemon's own loops run (not while devices
+//! answer: a device polled once a minute, or a site whose devices are all in
+//! backoff, is no reason to be killed), STOPPING=1 on the way out. A datagram
+//! to $NOTIFY_SOCKET; nothing happens when it is not set.
+use std::time::Duration;
 
 pub struct Notifier {
     socket: Option<std::os::unix::net::UnixDatagram>,
@@ -9,7 +11,6 @@ pub struct Notifier {
     /// Half of systemd's WatchdogSec, when the watchdog is on.
     pub watchdog_every: Option<Duration>,
     ready_sent: bool,
-    last_sample: Option<Instant>,
 }
 
 impl Notifier {
@@ -27,7 +28,6 @@ impl Notifier {
             path,
             watchdog_every,
             ready_sent: false,
-            last_sample: None,
         }
     }
 
@@ -47,21 +47,20 @@ impl Notifier {
     }
 
     pub fn sample(&mut self, all_polled: bool) {
-        self.last_sample = Some(Instant::now());
         if all_polled && !self.ready_sent {
             self.ready_sent = true;
             self.send("READY=1\nSTATUS=polling");
         }
     }
 
-    /// On the watchdog timer: alive only if polling is (a sample in the last two periods).
+    /// On the watchdog timer of the accounting loop, when it is healthy.
     pub fn watchdog(&self) {
-        let (Some(every), Some(last)) = (self.watchdog_every, self.last_sample) else {
-            return;
-        };
-        if last.elapsed() <= every * 2 {
-            self.send("WATCHDOG=1");
-        }
+        self.send("WATCHDOG=1");
+    }
+
+    /// An instance with nothing to poll is ready at once.
+    pub fn ready_now(&mut self) {
+        self.sample(true);
     }
 
     pub fn stopping(&self) {

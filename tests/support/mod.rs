@@ -560,9 +560,15 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path) -> Daemon {
+        Daemon::start_with(config, &[])
+    }
+
+    /// `bessmon run -c CONFIG` followed by `args`.
+    pub fn start_with(config: &Path, args: &[&str]) -> Daemon {
         let mut child = Command::new(bin())
             .args(["run", "-c"])
             .arg(config)
+            .args(args)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();

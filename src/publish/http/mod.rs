@@ -3,6 +3,7 @@
 //! anything that needs the books (savings for a period, daily figures) or the
 //! clock is asked of the daemon loop, which owns them.
 mod dashboard;
+pub mod health;
 pub mod live;
 pub mod metrics;
 
@@ -52,6 +53,9 @@ pub struct Shared {
     /// The daemon's clock: spooled messages carry its time, so their age is
     /// measured on it (under `demo --speed` it runs fast).
     pub clock: crate::clock::SharedClock,
+    pub health: Arc<health::Health>,
+    /// `/metrics` without the token (`daemon.metrics_public`).
+    pub metrics_public: bool,
 }
 
 fn read(live: &RwLock<Live>) -> std::sync::RwLockReadGuard<'_, Live> {
@@ -59,23 +63,35 @@ fn read(live: &RwLock<Live>) -> std::sync::RwLockReadGuard<'_, Live> {
 }
 
 pub fn router(shared: Shared) -> Router {
-    let guarded = Router::new()
+    let mut guarded = Router::new()
         .route("/", get(dashboard::page))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
         .route("/api/v1/sites", get(sites))
         .route("/api/v1/sites/{id}", get(site))
         .route("/api/v1/sites/{id}/savings", get(savings))
         .route("/api/v1/sites/{id}/days", get(days))
-        .route("/api/v1/sites/{id}/history", get(history))
-        .route_layer(middleware::from_fn_with_state(shared.clone(), auth));
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .merge(guarded)
-        .with_state(shared)
+        .route("/api/v1/sites/{id}/history", get(history));
+    // Probes reveal nothing and cannot carry a token in every orchestrator.
+    let mut public = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    if shared.metrics_public {
+        public = public.route("/metrics", get(metrics_text));
+    } else {
+        guarded = guarded.route("/metrics", get(metrics_text));
+    }
+    let guarded = guarded.route_layer(middleware::from_fn_with_state(shared.clone(), auth));
+    public.merge(guarded).with_state(shared)
 }
 
-/// Everything but `/healthz` needs the bearer token when one is configured.
+async fn healthz(State(s): State<Shared>) -> Response {
+    match s.health.problem() {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(p) => (StatusCode::SERVICE_UNAVAILABLE, format!("{p}\n")).into_response(),
+    }
+}
+
+/// Everything but the probes (and `/metrics` when made public) needs the
+/// bearer token when one is configured.
 async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
     if let Some(token) = &s.token {
         let header_token = req
@@ -101,7 +117,10 @@ async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
 }
 
 async fn readyz(State(s): State<Shared>) -> Response {
-    if read(&s.live).ready {
+    let live = read(&s.live);
+    if live.ready && live.sites.is_empty() {
+        (StatusCode::OK, "ready: this instance owns no sites\n").into_response()
+    } else if live.ready {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (

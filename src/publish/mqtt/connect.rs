@@ -20,19 +20,22 @@ pub fn refusal(code: ConnectReturnCode) -> String {
 /// The retained messages a connect publishes, in order: `online` on the
 /// status topic every time; on the first connect of this process also an
 /// empty payload (which deletes a retained message) for each topic retained
-/// last time and no longer configured, then the discovery configs.
+/// last time and no longer configured anywhere (a topic of a site another
+/// shard now owns, `elsewhere`, stays), then the discovery configs.
 pub fn announcements(
     status_topic: &str,
     first: bool,
     retained_last_time: &BTreeSet<String>,
     topics: &BTreeSet<String>,
+    elsewhere: &BTreeSet<String>,
     discovery: &[(String, String)],
 ) -> Vec<(String, String)> {
     let mut out = vec![(status_topic.to_string(), "online".to_string())];
     if first {
         out.extend(
             retained_last_time
-                .difference(topics)
+                .iter()
+                .filter(|t| !topics.contains(*t) && !elsewhere.contains(*t))
                 .map(|stale| (stale.clone(), String::new())),
         );
         out.extend(discovery.iter().cloned());
@@ -45,12 +48,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_first_connect_clears_what_is_no_longer_configured_then_announces() {
+    fn a_first_connect_clears_what_no_shard_publishes_then_announces() {
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-        let last = set(&["b/lab/old/state", "b/lab/pcs/state"]);
+        let last = set(&["b/lab/old/state", "b/lab/pcs/state", "b/moved/savings"]);
         let now = set(&["b/lab/pcs/state", "b/lab/savings"]);
+        let moved = set(&["b/moved/savings"]);
         let discovery = [("ha/sensor/x/config".to_string(), "{}".to_string())];
-        let first = announcements("b/i/status", true, &last, &now, &discovery);
+        let first = announcements("b/i/status", true, &last, &now, &moved, &discovery);
         let topics: Vec<(&str, &str)> = first
             .iter()
             .map(|(t, p)| (t.as_str(), p.as_str()))
@@ -63,7 +67,7 @@ mod tests {
                 ("ha/sensor/x/config", "{}"),
             ]
         );
-        let again = announcements("b/i/status", false, &last, &now, &discovery);
+        let again = announcements("b/i/status", false, &last, &now, &moved, &discovery);
         assert_eq!(again, [("b/i/status".to_string(), "online".to_string())]);
     }
 

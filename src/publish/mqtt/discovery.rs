@@ -4,19 +4,20 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::config::validate::Validated;
+use crate::account::site::SiteSpec;
 use crate::config::MqttSettings;
 use crate::role::Role;
 
+/// The retained topics `sites` publish, and Home Assistant's discovery
 /// configs (topic, payload) when enabled.
 pub fn retained_topics(
     s: &MqttSettings,
-    v: &Validated,
+    sites: &[SiteSpec],
 ) -> (BTreeSet<String>, Vec<(String, String)>) {
     let p = &s.prefix;
     let mut topics = BTreeSet::new();
     let mut discovery = Vec::new();
-    for site in &v.sites {
+    for site in sites {
         topics.insert(format!("{p}/{}/tariff", site.id));
         topics.insert(format!("{p}/{}/savings", site.id));
         for d in &site.devices {
@@ -31,8 +32,10 @@ pub fn retained_topics(
                     .map(|(_, pt)| (d.id.clone(), pt.name.clone()))
             })
         };
+        // Identities from the site alone: a site moved to another instance
+        // (another shard) stays the same Home Assistant device and entities.
         let device = json!({
-            "identifiers": [format!("bessmon_{}_{}", s.instance, site.id)],
+            "identifiers": [format!("bessmon_{}", site.id)],
             "name": site.name,
             "manufacturer": "bessmon",
             "model": format!("{} kWh / {} kW", site.capacity_kwh, site.rated_power_kw),
@@ -56,8 +59,9 @@ pub fn retained_topics(
             json!({ "value_template": "{{ value_json.band }}" }),
         ));
         for (key, name, state_topic, mut extra) in sensors {
-            let object = format!("{}_{}_{}", s.instance, site.id, key).replace(['.', '-'], "_");
-            let topic = format!("{ha}/sensor/{object}/config");
+            let object = format!("{}_{}", site.id, key).replace(['.', '-'], "_");
+            // Prefixed: discovery topics are shared with every other integration.
+            let topic = format!("{ha}/sensor/bessmon_{object}/config");
             let obj = extra.as_object_mut().expect("built as an object");
             obj.insert("name".into(), json!(name));
             obj.insert("unique_id".into(), json!(format!("bessmon_{object}")));
@@ -82,7 +86,7 @@ mod tests {
             "[mqtt]\ntopic_prefix = \"bess\"\nhomeassistant = { enabled = true }",
             "",
         );
-        let (topics, discovery) = retained_topics(v.mqtt.as_ref().unwrap(), &v);
+        let (topics, discovery) = retained_topics(v.mqtt.as_ref().unwrap(), &v.sites);
         for t in [
             "bess/lab/savings",
             "bess/lab/tariff",
@@ -100,5 +104,9 @@ mod tests {
         assert_eq!(p["name"], "Net savings today");
         assert_eq!(p["value_template"], "{{ value_json.today.net_savings }}");
         assert_eq!(p["device_class"], "monetary");
+        assert_eq!(
+            p["unique_id"], "bessmon_lab_savings_today",
+            "no instance name: a site moved between shards keeps its entities"
+        );
     }
 }

@@ -23,6 +23,8 @@ pub struct MqttSink {
     pub settings: MqttSettings,
     spool: Arc<Spool>,
     topics: BTreeSet<String>,
+    /// What the sites other shards own publish: never cleared from here.
+    elsewhere: BTreeSet<String>,
     discovery: Vec<(String, String)>,
     pub stats: Arc<MqttStats>,
 }
@@ -52,17 +54,20 @@ impl MqttSink {
             settings,
             spool,
             topics: BTreeSet::new(),
+            elsewhere: BTreeSet::new(),
             discovery: Vec::new(),
             stats: Arc::default(),
         }
     }
 
     pub fn new(settings: MqttSettings, v: &Validated, spool: Arc<Spool>) -> Self {
-        let (topics, discovery) = retained_topics(&settings, v);
+        let (topics, discovery) = retained_topics(&settings, &v.sites);
+        let (elsewhere, _) = retained_topics(&settings, &v.elsewhere);
         MqttSink {
             settings,
             spool,
             topics,
+            elsewhere,
             discovery,
             stats: Arc::default(),
         }
@@ -177,9 +182,14 @@ impl MqttSink {
             load_registry(dir)
         };
         let status = self.settings.status_topic();
-        for (topic, payload) in
-            announcements(&status, !*announced, &last, &self.topics, &self.discovery)
-        {
+        for (topic, payload) in announcements(
+            &status,
+            !*announced,
+            &last,
+            &self.topics,
+            &self.elsewhere,
+            &self.discovery,
+        ) {
             if payload.is_empty() {
                 tracing::info!("mqtt: cleared retained {topic} (no longer configured)");
             }

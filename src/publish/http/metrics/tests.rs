@@ -27,6 +27,8 @@ fn shared(spool: Option<Arc<Spool>>, at: jiff::Timestamp) -> Shared {
         influx: Some(Arc::new(influx)),
         mqtt: Some(Arc::new(mqtt)),
         clock: Arc::new(ManualClock::new(at)),
+        health: Arc::default(),
+        metrics_public: false,
     }
 }
 
