@@ -273,8 +273,22 @@ fn a_database_outage_loses_nothing() {
     );
 }
 
+/// Points of `device` in InfluxDB 1.x's `bess` database before `before`.
+fn points_before(influx: &InfluxV1, device: &str, before: Timestamp, auth: (&str, &str)) -> u64 {
+    let r = influx.query(
+        &format!(
+            "SELECT count(seq) FROM bess_telemetry WHERE device = '{device}' AND time < '{before}'"
+        ),
+        "bess",
+        Some(auth),
+    );
+    r["results"][0]["series"][0]["values"][0][1]
+        .as_u64()
+        .unwrap_or(0)
+}
+
 #[test]
-fn a_bad_password_is_dead_lettered_and_mqtt_carries_on() {
+fn a_bad_password_keeps_everything_spooled_until_it_is_fixed() {
     let broker = Mosquitto::start();
     let influx = InfluxV1::start(true);
     influx.query(
@@ -284,37 +298,161 @@ fn a_bad_password_is_dead_lettered_and_mqtt_carries_on() {
     );
     influx.query("CREATE DATABASE bess", "", Some(("admin", "right")));
     let sim = simulator(1);
-    let cfg = config(
-        sim.sim.addrs[0].port(),
-        &format!(
-            "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[influxdb]\nurl = \"http://127.0.0.1:{}\"\napi = \"v1\"\ndatabase = \"bess\"\nusername = \"admin\"\npassword = \"wrong\"\nflush_interval = \"200ms\"\n",
+    let sections = |password: &str| {
+        format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[influxdb]\nurl = \"http://127.0.0.1:{}\"\napi = \"v1\"\ndatabase = \"bess\"\nusername = \"admin\"\npassword = \"{password}\"\nflush_interval = \"200ms\"\n",
             broker.port, influx.port
-        ),
-    );
+        )
+    };
+    let cfg = config(sim.sim.addrs[0].port(), &sections("wrong"));
     let (got, _rt) = subscribe(broker.port, "t-bad", "bessmon/lab/pcs/state", None);
     let mut daemon = Daemon::start(&cfg.path);
-    let line = daemon.wait_log("influxdb rejected a batch");
+    let line = daemon.wait_log("nothing is written, the data stays spooled");
     assert!(
-        line.contains("401") && line.contains("authorization failed"),
+        line.contains("401") && line.contains("authorization failed") && line.contains("ERROR"),
         "{line}"
     );
     assert!(
         !line.contains("wrong"),
         "the password is never logged: {line}"
     );
-    // MQTT keeps flowing after the rejection.
+    let port = daemon.http_port();
+    let (code, body) = http("GET", port, "/readyz", "", None);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("InfluxDB sink is failing"), "{body}");
+    let (_, status) = http("GET", port, "/api/v1/status", "", None);
+    let status = json(&status);
+    assert_eq!(status["sinks"]["influxdb"]["ok"], false, "{status}");
+    assert_eq!(status["ready"], false, "{status}");
+    assert!(
+        daemon
+            .metric("bessmon_sink_failures_total{sink=\"influxdb\",kind=\"unauthorized\"}")
+            .unwrap()
+            >= 1.0
+    );
+    // MQTT keeps flowing while InfluxDB refuses.
     let n = got.lock().unwrap().len();
     wait_until(&got, "MQTT after the InfluxDB error", |g| g.len() > n + 5);
     assert_eq!(daemon.terminate(), Some(0));
+    let stopped = Timestamp::now();
+    // Every PCS poll before the stop, as MQTT received it (an MQTT message
+    // still spooled at the stop arrives after the restart and counts too).
+    let polled = || {
+        mqtt_states(&got)
+            .keys()
+            .filter(|(d, ts)| d == "pcs" && *ts < stopped.as_millisecond())
+            .count() as u64
+    };
+    assert!(polled() > 5);
     let dead = cfg.dir.path().join("state/influxdb-dead-letter");
-    let files: Vec<_> = std::fs::read_dir(&dead)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(!files.is_empty());
-    let text = std::fs::read_to_string(&files[0]).unwrap();
     assert!(
-        text.starts_with("# rejected by") && text.contains("401") && text.contains("bess_"),
-        "{text}"
+        std::fs::read_dir(&dead).map_or(true, |mut d| d.next().is_none()),
+        "a bad password is no reason to dead-letter data"
+    );
+    assert_eq!(
+        points_before(&influx, "pcs", stopped, ("admin", "right")),
+        0
+    );
+
+    // Fixed: every poll of the refused period arrives.
+    cfg.rewrite(&format!(
+        "{}\n{}",
+        sections("right"),
+        sized_site_toml(
+            "200ms",
+            2000.0,
+            1000.0,
+            &sim_devices(sim.sim.addrs[0].port(), "1s")
+        )
+    ));
+    let mut daemon = Daemon::start(&cfg.path);
+    let port = daemon.http_port();
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (have, want) = (
+            points_before(&influx, "pcs", stopped, ("admin", "right")),
+            polled(),
+        );
+        if have == want {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "waited 60 s for the {want} spooled PCS polls, InfluxDB has {have}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, body) = http("GET", port, "/readyz", "", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(daemon.terminate(), Some(0));
+}
+
+#[test]
+fn bad_data_is_set_apart_record_by_record_and_the_rest_is_written() {
+    let influx = InfluxV1::start(false);
+    influx.query("CREATE DATABASE bess", "", None);
+    // A string where bessmon writes a float, in a field only the PCS has:
+    // every PCS line now conflicts,
+    // the BMS's and the meter's lines in the same batches do not.
+    let sim = simulator(1);
+    let cfg = config(
+        sim.sim.addrs[0].port(),
+        &format!(
+            "[influxdb]\nurl = \"http://127.0.0.1:{}\"\napi = \"v1\"\ndatabase = \"bess\"\nflush_interval = \"1s\"\ndead_letter_max_bytes = \"64KiB\"\n",
+            influx.port
+        ),
+    );
+    let write = http(
+        "POST",
+        influx.port,
+        "/write?db=bess",
+        &format!(
+            "bess_telemetry,site=lab,device=pcs reactive_power=\"text\" {}\n",
+            // In the shard bessmon writes to now: conflicts are per shard.
+            Timestamp::now().as_nanosecond()
+        ),
+        None,
+    );
+    assert_eq!(write.0, 204, "{}", write.1);
+    let mut daemon = Daemon::start(&cfg.path);
+    daemon.wait_log("holds bad data");
+    daemon.wait_log("influxdb rejected 1 lines as bad data");
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    let bms = loop {
+        let r = influx.query(
+            "SELECT count(seq) FROM bess_telemetry WHERE device = 'bms'",
+            "bess",
+            None,
+        );
+        let n = r["results"][0]["series"][0]["values"][0][1]
+            .as_u64()
+            .unwrap_or(0);
+        if n >= 10 {
+            break n;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "waited 60 s for the BMS's lines"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(bms >= 10);
+    assert_eq!(daemon.terminate(), Some(0));
+    let dead = cfg.dir.path().join("state/influxdb-dead-letter");
+    let mut size = 0;
+    for f in std::fs::read_dir(&dead).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        size += text.len();
+        let body: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(body.len(), 1, "one record per file: {text}");
+        assert!(
+            body[0].starts_with("bess_telemetry,site=lab,device=pcs "),
+            "{text}"
+        );
+        assert!(text.contains("field type conflict"), "{text}");
+    }
+    assert!(
+        size > 0 && size <= 64 * 1024 + 4096,
+        "bounded: {size} bytes"
     );
 }

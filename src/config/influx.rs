@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Influx;
-use crate::duration::parse_duration;
+use crate::duration::{parse_bytes, parse_duration};
 
 #[derive(Clone, PartialEq)]
 pub enum InfluxAuth {
@@ -40,6 +40,7 @@ pub struct InfluxSettings {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub dead_letter_dir: PathBuf,
+    pub dead_letter_max_bytes: u64,
 }
 
 impl std::fmt::Debug for InfluxSettings {
@@ -165,6 +166,9 @@ pub fn check(
     let flush_interval = duration("flush_interval", &c.flush_interval);
     let connect_timeout = duration("connect_timeout", &c.connect_timeout);
     let request_timeout = duration("request_timeout", &c.request_timeout);
+    let dead_letter_max_bytes = parse_bytes(&c.dead_letter_max_bytes)
+        .map_err(|msg| e("influxdb.dead_letter_max_bytes".into(), msg))
+        .ok();
     if c.batch_size == 0 {
         ok = false;
         e("influxdb.batch_size".into(), "must be at least 1".into());
@@ -184,6 +188,7 @@ pub fn check(
         connect_timeout: connect_timeout?,
         request_timeout: request_timeout?,
         dead_letter_dir: state_dir.join("influxdb-dead-letter"),
+        dead_letter_max_bytes: dead_letter_max_bytes?,
     })
 }
 

@@ -147,6 +147,13 @@ pub struct Influx {
     pub connect_timeout: String,
     #[serde(default = "default_request_timeout")]
     pub request_timeout: String,
+    /// What the dead-letter folder may hold; the oldest files go first.
+    #[serde(default = "default_dead_letter_max_bytes")]
+    pub dead_letter_max_bytes: String,
+}
+
+fn default_dead_letter_max_bytes() -> String {
+    "64MiB".into()
 }
 
 fn default_true() -> bool {

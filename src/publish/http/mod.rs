@@ -65,6 +65,7 @@ fn read(live: &RwLock<Live>) -> std::sync::RwLockReadGuard<'_, Live> {
 pub fn router(shared: Shared) -> Router {
     let mut guarded = Router::new()
         .route("/", get(dashboard::page))
+        .route("/api/v1/status", get(status))
         .route("/api/v1/sites", get(sites))
         .route("/api/v1/sites/{id}", get(site))
         .route("/api/v1/sites/{id}/savings", get(savings))
@@ -116,7 +117,16 @@ async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Why a sink cannot deliver at all, when one cannot.
+fn sink_problem(s: &Shared) -> Option<String> {
+    let why = s.influx.as_deref()?.failing()?;
+    Some(format!("the InfluxDB sink is failing: {why}"))
+}
+
 async fn readyz(State(s): State<Shared>) -> Response {
+    if let Some(p) = sink_problem(&s) {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{p}\n")).into_response();
+    }
     let live = read(&s.live);
     if live.ready && live.sites.is_empty() {
         (StatusCode::OK, "ready: this instance owns no sites\n").into_response()
@@ -134,6 +144,47 @@ async fn readyz(State(s): State<Shared>) -> Response {
 async fn metrics_text(State(s): State<Shared>) -> Response {
     let body = metrics::render(&read(&s.live), &s);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The daemon at a glance: health, readiness, each sink's state and backlog.
+async fn status(State(s): State<Shared>) -> Json<serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (ready, sites, devices, online) = {
+        let live = read(&s.live);
+        let devices = live.sites.values().map(|x| x.devices.len()).sum::<usize>();
+        let online = live
+            .sites
+            .values()
+            .map(|x| x.devices.values().filter(|d| d.online).count())
+            .sum::<usize>();
+        (live.ready, live.sites.len(), devices, online)
+    };
+    let spooled = |sink: &str| s.spool.as_ref().map(|sp| sp.stats(sink).count);
+    let mut sinks = serde_json::Map::new();
+    if let Some(m) = &s.mqtt {
+        let connected = m.connected.load(Relaxed);
+        sinks.insert(
+            "mqtt".into(),
+            json!({ "ok": connected, "connected": connected,
+                    "error": (!connected).then_some("not connected to the broker"),
+                    "spooled": spooled(crate::publish::mqtt::SINK) }),
+        );
+    }
+    if let Some(i) = &s.influx {
+        let failing = i.failing();
+        sinks.insert(
+            "influxdb".into(),
+            json!({ "ok": failing.is_none(), "error": failing,
+                    "spooled": spooled(crate::publish::influx::SINK) }),
+        );
+    }
+    let problem = s.health.problem();
+    Json(json!({
+        "healthy": problem.is_none(), "health_problem": problem,
+        "ready": ready && sink_problem(&s).is_none(),
+        "sites": sites, "devices": devices, "devices_online": online,
+        "sinks": sinks,
+    }))
 }
 
 async fn sites(State(s): State<Shared>) -> Json<serde_json::Value> {

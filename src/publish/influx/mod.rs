@@ -5,10 +5,13 @@
 //! A batch leaves the spool only on a 2xx. 429, 5xx and network errors are
 //! retried with backoff and jitter (honouring Retry-After, in seconds or as an
 //! HTTP date); a 413 halves the batch size and retries, since a proxy's or the
-//! server's body limit is no reason to drop data; any other 4xx (a bad token,
-//! a missing bucket, a field type conflict) cannot succeed by retrying, so the
-//! batch goes to a dead-letter file with the server's message and the sink
-//! moves on: one bad batch never blocks the rest.
+//! server's body limit is no reason to drop data. 401, 403, 404 and other 4xx
+//! mean the sink is set up wrong (a token, a bucket, a URL): the data is good,
+//! so it stays spooled and is retried with backoff, logged as an error and
+//! reported on `/readyz`, until the setup is fixed. Only 400 and 422 say the
+//! data is bad: the batch is written again in halves until the bad records are
+//! alone, and those go to a bounded dead-letter folder with the server's
+//! message; one bad record never blocks the rest.
 //! Every number is written as a float and every flag as a boolean, always, so
 //! InfluxDB never sees a field change type.
 //!
@@ -21,6 +24,7 @@ mod outcome;
 mod sink;
 
 pub use crate::config::InfluxSettings;
+pub use outcome::Misconfig;
 pub use sink::{InfluxSink, InfluxStats};
 
 /// The spool queue this sink drains.

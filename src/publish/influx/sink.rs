@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::outcome::{classify, retry_after, step, Step, WriteOutcome};
+use super::outcome::{classify, retry_after, step, Misconfig, Step, WriteOutcome};
 use super::SINK;
 use crate::backoff::Backoff;
 use crate::config::{InfluxAuth as Auth, InfluxSettings};
@@ -16,11 +16,35 @@ use crate::spool::Spool;
 #[derive(Debug, Default)]
 pub struct InfluxStats {
     pub written_lines: AtomicU64,
+    /// Writes that failed and are retried: network, 429, 5xx.
     pub failed_requests: AtomicU64,
+    /// Writes refused for the sink's setup, in the order of `Misconfig::ALL`.
+    pub setup_failures: [AtomicU64; 4],
     pub dead_lettered_batches: AtomicU64,
+    /// Dead-letter files removed to keep the folder within its bound.
+    pub dead_letters_removed: AtomicU64,
     pub writes: AtomicU64,
     pub write_nanos: AtomicU64,
+    /// While the server refuses writes for the sink's setup: why.
+    failing: std::sync::Mutex<Option<String>>,
 }
+
+impl InfluxStats {
+    /// Why the sink cannot write, while it cannot for its setup.
+    pub fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_failing(&self, why: Option<String>) {
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+}
+
+/// How often a setup error that persists is logged again.
+const SETUP_ERROR_REMINDER: Duration = Duration::from_secs(300);
 
 /// Spooled records as one write: their sequence numbers, the lines, and the
 /// lines compressed when `gzip` is on.
@@ -100,7 +124,11 @@ impl InfluxSink {
         let mut next = self.spool.stats(SINK).first_seq;
         // Lowered by 413 replies and kept low: the limit that refused it does not move.
         let mut batch_lines = self.settings.batch_lines;
+        // While bad data is being isolated: the batch size to return to, and
+        // the first sequence number past the batch that was refused.
+        let mut isolating: Option<(usize, u64)> = None;
         let mut failing = false;
+        let mut setup_logged: Option<(String, std::time::Instant)> = None;
         let mut stop_deadline: Option<std::time::Instant> = None;
         // The batch after the one in flight, read and compressed while the server
         // works: on two cores, doing the two in turn left each side idle half the time.
@@ -173,6 +201,8 @@ impl InfluxSink {
                     if failing {
                         tracing::info!("influxdb: writing again");
                         failing = false;
+                        setup_logged = None;
+                        self.stats.set_failing(None);
                     }
                     self.stats.written_lines.fetch_add(lines, Relaxed);
                     next = after;
@@ -185,25 +215,65 @@ impl InfluxSink {
                         "influxdb: a batch of {lines} lines is too large ({msg}); writing at most {batch_lines} lines per batch from now on"
                     );
                 }
+                Step::Isolate { lines: n, msg } => {
+                    let (full, _) = *isolating.get_or_insert((batch_lines, after));
+                    batch_lines = n;
+                    tracing::warn!(
+                        "influxdb: a batch of {lines} lines holds bad data ({msg}); writing it in halves to set the bad records apart (then {full} lines a batch again)"
+                    );
+                }
                 Step::DeadLetter(msg) => {
                     self.stats.dead_lettered_batches.fetch_add(1, Relaxed);
+                    let dir = &self.settings.dead_letter_dir;
                     let file = super::dead_letter::write(
-                        &self.settings.dead_letter_dir,
+                        dir,
                         &self.settings.write_url,
                         &batch.raw,
                         &msg,
+                        batch.seqs[0],
                     );
-                    tracing::error!("influxdb rejected a batch of {lines} lines: {msg}; moved to {file}, continuing with the next");
+                    let removed =
+                        super::dead_letter::prune(dir, self.settings.dead_letter_max_bytes);
+                    if removed > 0 {
+                        self.stats.dead_letters_removed.fetch_add(removed, Relaxed);
+                        tracing::warn!(
+                            "influxdb: removed the {removed} oldest dead-letter files to stay within influxdb.dead_letter_max_bytes"
+                        );
+                    }
+                    tracing::error!("influxdb rejected {lines} lines as bad data: {msg}; moved to {file}, continuing with the next");
                     next = after;
                     self.ack(batch.seqs, &mut acking).await;
                     ready = prefetched.filter(|b| !b.seqs.is_empty());
                 }
-                Step::Retry { msg, delay } => {
-                    self.stats.failed_requests.fetch_add(1, Relaxed);
+                Step::Retry { msg, delay, setup } => {
+                    match setup {
+                        None => self.stats.failed_requests.fetch_add(1, Relaxed),
+                        Some(kind) => {
+                            let i = Misconfig::ALL.iter().position(|k| *k == kind).unwrap_or(3);
+                            self.stats.setup_failures[i].fetch_add(1, Relaxed)
+                        }
+                    };
                     if stopping {
                         break;
                     }
-                    if !failing {
+                    if setup.is_some() {
+                        // An error, not a warning: nothing is written until someone
+                        // fixes the configuration. Logged again every few minutes
+                        // and whenever the server's answer changes.
+                        self.stats.set_failing(Some(msg.clone()));
+                        let due = setup_logged.as_ref().is_none_or(|(last, at)| {
+                            *last != msg || at.elapsed() >= SETUP_ERROR_REMINDER
+                        });
+                        if due {
+                            tracing::error!(
+                                "influxdb at {}: {msg}; nothing is written, the data stays spooled and is retried (next in {:.1}s)",
+                                self.settings.write_url.split('?').next().unwrap_or(""),
+                                delay.as_secs_f64()
+                            );
+                            setup_logged = Some((msg, std::time::Instant::now()));
+                        }
+                        failing = true;
+                    } else if !failing {
                         tracing::warn!(
                             "influxdb: {msg}; keeping the data and retrying (next in {:.1}s)",
                             delay.as_secs_f64()
@@ -216,6 +286,13 @@ impl InfluxSink {
                         _ = stop.cancelled() => {}
                         _ = tokio::time::sleep(delay) => {}
                     }
+                }
+            }
+            // Past the refused batch: back to full batches.
+            if let Some((full, until)) = isolating {
+                if next >= until {
+                    batch_lines = full;
+                    isolating = None;
                 }
             }
         }

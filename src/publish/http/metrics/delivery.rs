@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::super::Shared;
 use super::text::Text;
+use crate::publish::influx::Misconfig;
 
 pub fn write(t: &mut Text, shared: &Shared) {
     if let Some(spool) = &shared.spool {
@@ -68,7 +69,7 @@ pub fn write(t: &mut Text, shared: &Shared) {
         t.family(
             "bessmon_sink_failures_total",
             "counter",
-            "MQTT: failed connection attempts and lost connections. InfluxDB: failed writes (retried) and rejected batches (dead-lettered).",
+            "MQTT: failed connection attempts and lost connections. InfluxDB: failed writes (retried), writes refused for the sink's setup (unauthorized, forbidden, not_found, client_error; retried, nothing dropped) and records rejected as bad data (dead_lettered).",
         );
         if let Some(m) = mqtt {
             for (kind, c) in [
@@ -83,10 +84,17 @@ pub fn write(t: &mut Text, shared: &Shared) {
             }
         }
         if let Some(i) = influx {
+            let setup = Misconfig::ALL
+                .iter()
+                .zip(&i.setup_failures)
+                .map(|(k, c)| (k.label(), c));
             for (kind, c) in [
                 ("retried", &i.failed_requests),
                 ("dead_lettered", &i.dead_lettered_batches),
-            ] {
+            ]
+            .into_iter()
+            .chain(setup)
+            {
                 t.sample(
                     "bessmon_sink_failures_total",
                     &[("sink", "influxdb"), ("kind", kind)],
@@ -94,6 +102,28 @@ pub fn write(t: &mut Text, shared: &Shared) {
                 );
             }
         }
+    }
+    if let Some(i) = influx {
+        t.family(
+            "bessmon_sink_failing",
+            "gauge",
+            "1 while the server refuses every write for the sink's setup (a token, a bucket, a URL).",
+        );
+        t.sample(
+            "bessmon_sink_failing",
+            &[("sink", "influxdb")],
+            i.failing().is_some() as u8,
+        );
+        t.family(
+            "bessmon_dead_letter_files_removed_total",
+            "counter",
+            "Dead-letter files removed to stay within influxdb.dead_letter_max_bytes.",
+        );
+        t.sample(
+            "bessmon_dead_letter_files_removed_total",
+            &[("sink", "influxdb")],
+            i.dead_letters_removed.load(Relaxed),
+        );
     }
     if let Some(m) = mqtt {
         t.family(
