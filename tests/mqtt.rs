@@ -527,3 +527,59 @@ fn sigterm_exits_promptly_with_a_backlog_and_no_broker() {
         "the backlog is kept for the next start"
     );
 }
+
+#[test]
+fn retained_state_is_back_after_a_broker_restart_and_when_home_assistant_returns() {
+    let mut broker = Mosquitto::start();
+    let sim = simulator(1);
+    let cfg = config(
+        &mqtt_section(broker.port, "[mqtt.homeassistant]\nenabled = true"),
+        sim.sim.addrs[0].port(),
+        "200ms",
+        &["pcs", "bms", "meter"],
+    );
+    let mut daemon = Daemon::start(&cfg.path);
+    let (before, _rt) = subscribe(broker.port, "t-before", "bessmon/lab/tariff", None);
+    wait_until(&before, "the tariff", |g| {
+        last(g, "bessmon/lab/tariff").is_some()
+    });
+
+    // The broker comes back with nothing retained. The tariff band has not
+    // changed, so only a republish on reconnect brings the tariff back.
+    broker.restart_forgetting();
+    daemon.wait_log("connection lost");
+    let (after, _rt2) = subscribe(broker.port, "t-after", "bessmon/#", None);
+    let state = [
+        "bessmon/test/status",
+        "bessmon/lab/tariff",
+        "bessmon/lab/savings",
+        "bessmon/lab/pcs/availability",
+        "bessmon/lab/meter/state",
+    ];
+    wait_until(&after, "the whole state again", |g| {
+        state
+            .iter()
+            .all(|t| last(g, t).is_some_and(|m| !m.1.is_empty()))
+    });
+    // Retained on the broker, for whoever comes next.
+    let (late, _rt3) = subscribe(broker.port, "t-late", "bessmon/lab/tariff", None);
+    wait_until(&late, "the tariff retained", |g| {
+        last(g, "bessmon/lab/tariff").is_some_and(|m| m.2)
+    });
+
+    // Home Assistant restarts and announces itself: discovery comes again,
+    // live (not as the broker's retained copy).
+    let (ha, _rt4) = subscribe(broker.port, "t-ha", "homeassistant/#", None);
+    wait_until(&ha, "the retained discovery configs", |g| {
+        g.iter().any(|m| m.0.ends_with("/config") && m.2)
+    });
+    let n = ha.lock().unwrap().len();
+    publish_once(broker.port, "homeassistant/status", "online");
+    wait_until(&ha, "discovery again after the birth message", |g| {
+        g[n..]
+            .iter()
+            .any(|m| m.0 == "homeassistant/sensor/bessmon_lab_soc/config" && !m.2)
+    });
+    daemon.wait_log("Home Assistant is back");
+    assert_eq!(daemon.terminate(), Some(0));
+}

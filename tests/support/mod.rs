@@ -461,6 +461,14 @@ impl Mosquitto {
         }
     }
 
+    /// Restarts the broker with nothing retained and no sessions, as one
+    /// without persistence comes back.
+    pub fn restart_forgetting(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(self.dir.path().join("mosquitto.db"));
+        self.resume();
+    }
+
     pub fn resume(&mut self) {
         let child = Command::new(require("mosquitto"))
             .arg("-c")
@@ -535,6 +543,25 @@ pub fn subscribe(
         .recv_timeout(Duration::from_secs(10))
         .expect("subscribed");
     (got, rt)
+}
+
+/// Publishes one message (QoS 1, not retained) and waits for its PUBACK.
+pub fn publish_once(port: u16, topic: &str, payload: &str) {
+    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    let (client, mut conn) = Client::new(MqttOptions::new("t-publish-once", "127.0.0.1", port), 10);
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    for ev in conn.iter() {
+        assert!(
+            std::time::Instant::now() < end,
+            "no PUBACK within 10 s for {topic}"
+        );
+        if let Ok(Event::Incoming(Packet::PubAck(_))) = ev {
+            return;
+        }
+    }
 }
 
 /// Waits until `pred` holds for what was received (at most 60 s).

@@ -1,7 +1,7 @@
 //! What happens when a connection opens or is refused: the words an
 //! operator reads for a refusal, and the retained messages a connect
 //! publishes before any spooled data.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rumqttc::ConnectReturnCode;
 
@@ -17,11 +17,14 @@ pub fn refusal(code: ConnectReturnCode) -> String {
     }
 }
 
-/// The retained messages a connect publishes, in order: `online` on the
-/// status topic every time; on the first connect of this process also an
-/// empty payload (which deletes a retained message) for each topic retained
-/// last time and no longer configured anywhere (a topic of a site another
-/// shard now owns, `elsewhere`, stays), then the discovery configs.
+/// The retained messages a connect publishes before any spooled data, in
+/// order: `online` on the status topic; on the first connect of this process
+/// an empty payload (which deletes a retained message) for each topic
+/// retained last time and no longer configured anywhere (a topic of a site
+/// another shard now owns, `elsewhere`, stays); the discovery configs; then
+/// the latest message of every retained topic this process has published
+/// (`latest`), so a broker that restarted without persistence, or a
+/// subscriber that came after it, has the whole state again at once.
 pub fn announcements(
     status_topic: &str,
     first: bool,
@@ -29,18 +32,37 @@ pub fn announcements(
     topics: &BTreeSet<String>,
     elsewhere: &BTreeSet<String>,
     discovery: &[(String, String)],
-) -> Vec<(String, String)> {
-    let mut out = vec![(status_topic.to_string(), "online".to_string())];
+    latest: &BTreeMap<String, Vec<u8>>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut out = vec![(status_topic.to_string(), b"online".to_vec())];
     if first {
         out.extend(
             retained_last_time
                 .iter()
                 .filter(|t| !topics.contains(*t) && !elsewhere.contains(*t))
-                .map(|stale| (stale.clone(), String::new())),
+                .map(|stale| (stale.clone(), Vec::new())),
         );
-        out.extend(discovery.iter().cloned());
     }
+    out.extend(rebirth(discovery, latest));
     out
+}
+
+/// What Home Assistant needs again when it announces itself (its birth
+/// message): the discovery configs, then every entity's latest state.
+pub fn rebirth(
+    discovery: &[(String, String)],
+    latest: &BTreeMap<String, Vec<u8>>,
+) -> Vec<(String, Vec<u8>)> {
+    discovery
+        .iter()
+        .map(|(t, p)| (t.clone(), p.clone().into_bytes()))
+        .chain(latest.iter().map(|(t, p)| (t.clone(), p.clone())))
+        .collect()
+}
+
+/// Whether an incoming message is Home Assistant's birth message.
+pub fn is_birth(discovery_prefix: &str, topic: &str, payload: &[u8]) -> bool {
+    topic.strip_prefix(discovery_prefix) == Some("/status") && payload == b"online"
 }
 
 #[cfg(test)]
@@ -54,21 +76,62 @@ mod tests {
         let now = set(&["b/lab/pcs/state", "b/lab/savings"]);
         let moved = set(&["b/moved/savings"]);
         let discovery = [("ha/sensor/x/config".to_string(), "{}".to_string())];
-        let first = announcements("b/i/status", true, &last, &now, &moved, &discovery);
-        let topics: Vec<(&str, &str)> = first
-            .iter()
-            .map(|(t, p)| (t.as_str(), p.as_str()))
-            .collect();
+        let latest =
+            BTreeMap::from([("b/lab/tariff".to_string(), b"{\"band\":\"peak\"}".to_vec())]);
+        let text = |v: Vec<(String, Vec<u8>)>| {
+            v.into_iter()
+                .map(|(t, p)| (t, String::from_utf8(p).unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let first = announcements("b/i/status", true, &last, &now, &moved, &discovery, &latest);
+        let want = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(t, p)| (t.to_string(), p.to_string()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            topics,
-            [
+            text(first),
+            want(&[
                 ("b/i/status", "online"),
                 ("b/lab/old/state", ""),
                 ("ha/sensor/x/config", "{}"),
-            ]
+                ("b/lab/tariff", "{\"band\":\"peak\"}"),
+            ])
         );
-        let again = announcements("b/i/status", false, &last, &now, &moved, &discovery);
-        assert_eq!(again, [("b/i/status".to_string(), "online".to_string())]);
+        // A reconnect clears nothing more but restores everything.
+        let again = announcements(
+            "b/i/status",
+            false,
+            &last,
+            &now,
+            &moved,
+            &discovery,
+            &latest,
+        );
+        assert_eq!(
+            text(again),
+            want(&[
+                ("b/i/status", "online"),
+                ("ha/sensor/x/config", "{}"),
+                ("b/lab/tariff", "{\"band\":\"peak\"}"),
+            ])
+        );
+    }
+
+    #[test]
+    fn home_assistants_birth_is_its_status_topic_saying_online() {
+        assert!(is_birth("homeassistant", "homeassistant/status", b"online"));
+        assert!(!is_birth(
+            "homeassistant",
+            "homeassistant/status",
+            b"offline"
+        ));
+        assert!(!is_birth(
+            "homeassistant",
+            "homeassistant/statuses",
+            b"online"
+        ));
+        assert!(!is_birth("ha", "homeassistant/status", b"online"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The sink: one persistent session at a time, draining the spool into it
 //! and acknowledging in the spool what the broker confirmed.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use rumqttc::{AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, Outgo
 use tokio_util::sync::CancellationToken;
 
 use super::acks::Acks;
-use super::connect::{announcements, refusal};
+use super::connect::{announcements, is_birth, rebirth, refusal};
 use super::discovery::retained_topics;
 use super::options::{options, qos};
 use super::registry::{load_registry, save_registry};
@@ -78,6 +78,10 @@ impl MqttSink {
     pub async fn run(self, stop: CancellationToken) {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         let mut announced = false;
+        // The latest payload of every retained topic published, to restore
+        // them all after a reconnect (a broker restarted without persistence
+        // has none) and when Home Assistant comes back.
+        let mut latest: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut last_error = String::new();
         loop {
             if stop.is_cancelled() {
@@ -116,7 +120,9 @@ impl MqttSink {
                     }
                 }
             }
-            let ended = self.session(&client, &mut el, &stop, &mut announced).await;
+            let ended = self
+                .session(&client, &mut el, &stop, &mut announced, &mut latest)
+                .await;
             self.stats.connected.store(false, Relaxed);
             match ended {
                 Ended::Stopped => return,
@@ -166,15 +172,9 @@ impl MqttSink {
         el: &mut EventLoop,
         stop: &CancellationToken,
         announced: &mut bool,
+        latest: &mut BTreeMap<String, Vec<u8>>,
     ) -> Ended {
         let mut acks = Acks::default();
-        let direct = |topic: String, payload: String, acks: &mut Acks| {
-            acks.publish(None, || {
-                client
-                    .try_publish(topic, QoS::AtLeastOnce, true, payload)
-                    .is_ok()
-            })
-        };
         let dir = &self.settings.state_dir;
         let last = if *announced {
             BTreeSet::new()
@@ -182,18 +182,23 @@ impl MqttSink {
             load_registry(dir)
         };
         let status = self.settings.status_topic();
-        for (topic, payload) in announcements(
+        // Sent before any spooled message, paced by the window like them: a
+        // large fleet's state would overflow rumqttc's request queue at once.
+        let mut direct: VecDeque<(String, Vec<u8>)> = announcements(
             &status,
             !*announced,
             &last,
             &self.topics,
             &self.elsewhere,
             &self.discovery,
-        ) {
-            if payload.is_empty() {
-                tracing::info!("mqtt: cleared retained {topic} (no longer configured)");
-            }
-            direct(topic, payload, &mut acks);
+            latest,
+        )
+        .into();
+        for (topic, _) in direct.iter().filter(|(_, p)| p.is_empty()) {
+            tracing::info!("mqtt: clearing retained {topic} (no longer configured)");
+        }
+        if let Some(ha) = &self.settings.homeassistant {
+            let _ = client.try_subscribe(format!("{ha}/status"), QoS::AtLeastOnce);
         }
         if !*announced {
             save_registry(dir, &self.topics);
@@ -210,23 +215,44 @@ impl MqttSink {
             if stopping.is_none() && stop.is_cancelled() {
                 stopping = Some(tokio::time::Instant::now() + Duration::from_secs(2));
             }
-            let room = WINDOW.saturating_sub(acks.pending());
+            let mut room = WINDOW.saturating_sub(acks.pending());
+            while room > 0 {
+                let Some((topic, payload)) = direct.pop_front() else {
+                    break;
+                };
+                let (t, p) = (topic.clone(), payload.clone());
+                let queued = acks.publish(None, || {
+                    client.try_publish(t, QoS::AtLeastOnce, true, p).is_ok()
+                });
+                if !queued {
+                    direct.push_front((topic, payload));
+                    break;
+                }
+                room -= 1;
+            }
             // Without `more`, every PUBACK would cost a redb read transaction even
             // when the spool holds nothing new. (Waiting for a quarter of the window
             // to free up instead cut the catch-up rate by three quarters.)
-            if more && room > 0 {
+            if more && room > 0 && direct.is_empty() {
                 let batch = tokio::task::block_in_place(|| self.spool.read(SINK, next, room));
                 match batch {
                     Ok(b) => {
                         more = b.len() == room;
                         for (seq, r) in b {
                             let qos = qos(self.settings.qos);
+                            let (topic, payload) = (r.key.clone(), r.payload.clone());
                             let accepted = acks.publish(Some(seq), || {
                                 client.try_publish(r.key, qos, true, r.payload).is_ok()
                             });
                             if !accepted {
                                 more = true;
                                 break;
+                            }
+                            // An empty retained payload deletes the topic.
+                            if payload.is_empty() {
+                                latest.remove(&topic);
+                            } else {
+                                latest.insert(topic, payload);
                             }
                             next = seq + 1;
                         }
@@ -263,6 +289,15 @@ impl MqttSink {
                     Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => acks.sent(pkid),
                     Ok(MqttEvent::Incoming(Packet::PubAck(a))) => acks.confirmed(a.pkid),
                     Ok(MqttEvent::Incoming(Packet::PubComp(c))) => acks.confirmed(c.pkid),
+                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                        let ha = self.settings.homeassistant.as_deref();
+                        // A retained "online" is an old birth, replayed by the broker
+                        // on every subscribe: the connect has sent everything already.
+                        if !p.retain && ha.is_some_and(|ha| is_birth(ha, &p.topic, &p.payload)) {
+                            tracing::info!("mqtt: Home Assistant is back; publishing discovery and the latest states again");
+                            direct.extend(rebirth(&self.discovery, latest));
+                        }
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         self.commit_acks(&mut acks.done);
