@@ -263,3 +263,65 @@ fn grafana_queries_match_the_schema() {
         "savings, telemetry and status all charted: {used:?}"
     );
 }
+
+/// Runs `bessmon ARGS` with stderr in a file that JOURNAL_STREAM names, as
+/// systemd connects a service's stderr to journald; `until` decides when to
+/// stop it (SIGTERM) from what it wrote so far, None to let it exit.
+fn as_journal_stream(args: &[&str], until: Option<&str>) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stderr");
+    let file = std::fs::File::create(&path).unwrap();
+    let meta = file.metadata().unwrap();
+    let mut child = Command::new(bin())
+        .args(args)
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stderr(file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    if let Some(needle) = until {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !std::fs::read_to_string(&path).unwrap().contains(needle) {
+            assert!(
+                std::time::Instant::now() < end,
+                "waited 30 s for `{needle}`"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+    }
+    child.wait().unwrap();
+    std::fs::read_to_string(&path).unwrap()
+}
+
+#[test]
+fn under_systemd_every_line_carries_its_level_for_the_journal() {
+    let sim = simulator(1);
+    let cfg = sim_site_config(&sim);
+    // Not loopback and no token: a warning, then the daemon's info lines.
+    let text = std::fs::read_to_string(&cfg.path).unwrap().replace(
+        "http_listen = \"127.0.0.1:0\"",
+        "http_listen = \"0.0.0.0:0\"",
+    );
+    std::fs::write(&cfg.path, text).unwrap();
+    let out = as_journal_stream(
+        &["run", "-c", cfg.path.to_str().unwrap()],
+        Some("HTTP on http://"),
+    );
+    let line = |needle: &str| {
+        out.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {out}"))
+    };
+    assert!(line("is not loopback").starts_with("<4>"), "{out}");
+    assert!(line("HTTP on http://").starts_with("<6>"), "{out}");
+    assert!(out.lines().all(|l| l.starts_with('<')), "{out}");
+    // A refused configuration is an error in the journal too.
+    std::fs::write(&cfg.path, "[daemon]\nsample_queue = 0\n").unwrap();
+    let out = as_journal_stream(&["run", "-c", cfg.path.to_str().unwrap()], None);
+    assert!(
+        out.lines().next().unwrap().starts_with("<3>error: "),
+        "{out}"
+    );
+}

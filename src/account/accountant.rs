@@ -114,27 +114,53 @@ impl Accountant {
         state_dir: &std::path::Path,
     ) -> Result<Accountant, StoreError> {
         let store = Store::open(state_dir)?;
-        let mut sites = HashMap::new();
-        for s in configured {
-            let loaded = store.load(&s.id)?;
-            let resumed = loaded.state.is_some();
-            let account = SiteAccount::new(
-                setup_for(s),
-                loaded.state.unwrap_or_default(),
-                loaded.days,
-                loaded.months,
-            );
-            if resumed {
-                tracing::info!("site {}: ledger resumed from {}", s.id, state_dir.display());
-            }
-            sites.insert(s.id.clone(), account);
-        }
-        Ok(Accountant {
-            sites,
+        let mut books = Accountant {
+            sites: HashMap::new(),
             store,
             scratch: Vec::new(),
             log: LogThrottle::default(),
-        })
+        };
+        for s in configured {
+            let account = books.resume(s)?;
+            books.sites.insert(s.id.clone(), account);
+        }
+        Ok(books)
+    }
+
+    /// A site's books as last committed, under `s`'s setup.
+    fn resume(&self, s: &SiteSpec) -> Result<SiteAccount, StoreError> {
+        let loaded = self.store.load(&s.id)?;
+        if loaded.state.is_some() {
+            tracing::info!("site {}: ledger resumed", s.id);
+        }
+        Ok(SiteAccount::new(
+            setup_for(s),
+            loaded.state.unwrap_or_default(),
+            loaded.days,
+            loaded.months,
+        ))
+    }
+
+    /// Follows a reloaded configuration. Everything is committed first; a
+    /// removed site's books close (its ledger stays on disk, for a return or
+    /// `report`), an added site resumes from the store, and a site in
+    /// `reopen` (its accounting or its devices changed) resumes from what was
+    /// just committed under its new setup, as after a restart of that site
+    /// alone. Every other site's books are untouched.
+    pub fn reconfigure(
+        &mut self,
+        sites: &[SiteSpec],
+        reopen: &[Arc<str>],
+    ) -> Result<(), StoreError> {
+        self.commit()?;
+        self.sites.retain(|id, _| sites.iter().any(|s| s.id == *id));
+        for s in sites {
+            if !self.sites.contains_key(&s.id) || reopen.contains(&s.id) {
+                let account = self.resume(s)?;
+                self.sites.insert(s.id.clone(), account);
+            }
+        }
+        Ok(())
     }
 
     /// Books a sample; true when a counter took its first reading (commit soon).

@@ -91,7 +91,7 @@ impl Transport {
     }
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeviceSpec {
     pub site: Arc<str>,
     pub id: Arc<str>,

@@ -166,6 +166,7 @@ pub async fn run(a: Args) -> Outcome {
     let opts = crate::daemon::Options {
         log_every: a.log_every,
         summary_every: Some(std::time::Duration::from_secs(5)),
+        reload: None,
     };
     crate::daemon::run(&v, clock, cancel, opts)
         .await

@@ -4,6 +4,7 @@ mod bench;
 mod bench_outage;
 mod check;
 pub mod demo;
+pub mod journal;
 mod plan;
 mod read;
 mod replay;
@@ -98,11 +99,22 @@ pub fn init_logging(format: LogFormat, level: &str) {
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match (format, journal::stderr_is_journal()) {
+        (LogFormat::Text, false) => builder.with_writer(std::io::stderr).try_init(),
+        (LogFormat::Json, false) => builder
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .try_init(),
+        (LogFormat::Text, true) => builder
+            .with_writer(journal::JournalWriter(std::io::stderr))
+            .try_init(),
+        (LogFormat::Json, true) => builder
+            .with_writer(journal::JournalWriter(std::io::stderr))
+            .json()
+            .flatten_event(true)
+            .try_init(),
     };
 }
 
@@ -123,8 +135,14 @@ pub fn main(cli: Cli) -> i32 {
     match result {
         Ok(()) => 0,
         Err(f) => {
+            // Under systemd, at error priority like the log records.
+            let prefix = if journal::stderr_is_journal() {
+                "<3>"
+            } else {
+                ""
+            };
             for l in &f.lines {
-                eprintln!("error: {l}");
+                eprintln!("{prefix}error: {l}");
             }
             f.code
         }

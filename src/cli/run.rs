@@ -31,9 +31,20 @@ pub async fn run(a: Args) -> Outcome {
     let cancel = CancellationToken::new();
     crate::shutdown::cancel_on_signal(cancel.clone());
     let clock: SharedClock = Arc::new(SystemClock);
+    // SIGHUP reads the same file, with the same overrides, for the same shard.
+    let source = crate::config::ConfigSource::from_arg(a.config.as_deref());
+    let shard = a.shard;
+    let reload = crate::daemon::reload::Reloader(Arc::new(move || {
+        let mut v = crate::config::validate::load_and_validate(&source)?;
+        if let Some(shard) = shard {
+            v.retain_shard(shard);
+        }
+        Ok(v)
+    }));
     let opts = crate::daemon::Options {
         log_every: 0,
         summary_every: Some(std::time::Duration::from_secs(60)),
+        reload: Some(reload),
     };
     crate::daemon::run(&v, clock, cancel, opts)
         .await

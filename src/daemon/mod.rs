@@ -6,16 +6,17 @@
 mod announce;
 mod availability;
 mod notify;
+pub mod pollers;
+pub mod reload;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::account::accountant::Accountant;
-use crate::acquire::{self, Sample};
+use crate::acquire::Sample;
 use crate::clock::SharedClock;
 use crate::config::validate::Validated;
 use crate::config::InfluxApi;
@@ -37,6 +38,59 @@ pub struct Options {
     pub log_every: u64,
     /// Log each site's state and today's savings this often (real time).
     pub summary_every: Option<Duration>,
+    /// Re-reads the configuration on SIGHUP; without it SIGHUP is not handled.
+    pub reload: Option<reload::Reloader>,
+}
+
+/// A sink task and what stops it.
+struct SinkTask {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SinkTask {
+    /// Runs `work` after `previous` ended (a restarted sink never overlaps
+    /// its predecessor: same client id, same spool queue).
+    fn spawn<F>(previous: Option<SinkTask>, work: impl FnOnce(CancellationToken) -> F) -> SinkTask
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let run = work(stop.clone());
+        let before = previous.map(|p| {
+            p.stop.cancel();
+            p.task
+        });
+        let task = tokio::spawn(async move {
+            if let Some(b) = before {
+                let _ = b.await;
+            }
+            run.await
+        });
+        SinkTask { stop, task }
+    }
+}
+
+fn outbox_sinks(v: &Validated) -> Vec<Sink> {
+    let mut sinks = Vec::new();
+    if let Some(m) = &v.mqtt {
+        sinks.push(Sink::Mqtt {
+            prefix: m.prefix.clone(),
+        });
+    }
+    if v.influx.is_some() {
+        sinks.push(Sink::Influx);
+    }
+    sinks
+}
+
+/// The API shows today's savings, and InfluxDB wants them at least once a
+/// minute; MQTT may ask for them more often still.
+fn savings_every(v: &Validated) -> Duration {
+    let every = Duration::from_secs(10);
+    v.mqtt
+        .as_ref()
+        .map_or(every, |m| every.min(m.savings_interval))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +111,6 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let daemon = &v.daemon;
     let mut books = tokio::task::block_in_place(|| Accountant::open(&v.sites, &daemon.state_dir))?;
-    let mut outbox_sinks = Vec::new();
-    let mut sinks = JoinSet::new();
-    let sinks_stop = CancellationToken::new();
     let spool = if v.mqtt.is_some() || v.influx.is_some() {
         let limits = v.spool;
         Some(Arc::new(tokio::task::block_in_place(|| {
@@ -68,25 +119,20 @@ pub async fn run(
     } else {
         None
     };
-    // The API shows today's savings, and InfluxDB wants them at least once a
-    // minute; MQTT may ask for them more often still.
-    let mut savings_every = Duration::from_secs(10);
+    let mut mqtt_task = None;
     let mut mqtt_stats = None;
     if let (Some(settings), Some(spool)) = (&v.mqtt, &spool) {
-        savings_every = savings_every.min(settings.savings_interval);
         tracing::info!(
             "publishing to MQTT at {}:{} under {}/",
             settings.host,
             settings.port,
             settings.prefix
         );
-        outbox_sinks.push(Sink::Mqtt {
-            prefix: settings.prefix.clone(),
-        });
         let sink = MqttSink::new(settings.clone(), v, spool.clone());
         mqtt_stats = Some(sink.stats.clone());
-        sinks.spawn(sink.run(sinks_stop.clone()));
+        mqtt_task = Some(SinkTask::spawn(None, |stop| sink.run(stop)));
     }
+    let mut influx_task = None;
     let mut influx_stats = None;
     if let (Some(settings), Some(spool)) = (&v.influx, &spool) {
         tracing::info!(
@@ -97,13 +143,12 @@ pub async fn run(
             },
             settings.url
         );
-        outbox_sinks.push(Sink::Influx);
         let sink = influx::InfluxSink::new(settings.clone(), spool.clone())
             .map_err(DaemonError::Config)?;
         influx_stats = Some(sink.stats.clone());
-        sinks.spawn(sink.run(sinks_stop.clone()));
+        influx_task = Some(SinkTask::spawn(None, |stop| sink.run(stop)));
     }
-    let mut outbox = Outbox::new(outbox_sinks);
+    let mut outbox = Outbox::new(outbox_sinks(v));
 
     // HTTP: bind now, so a taken port stops the daemon before it polls anything.
     let live = Arc::new(std::sync::RwLock::new(Live::new(v)));
@@ -132,8 +177,8 @@ pub async fn run(
         .into_iter()
         .filter_map(|(on, s)| on.then_some(s))
         .collect(),
-        influx: influx_stats,
-        mqtt: mqtt_stats,
+        influx: influx_stats.clone(),
+        mqtt: mqtt_stats.clone(),
         clock: clock.clone(),
         health: health.clone(),
         metrics_public: daemon.metrics_public,
@@ -142,10 +187,22 @@ pub async fn run(
     let http_task = tokio::spawn(http::serve(listener, shared, http_stop.clone()));
 
     let (tx, mut rx) = mpsc::channel::<Sample>(daemon.sample_queue);
-    // Held until shutdown, so an instance with no devices (an empty shard)
-    // keeps serving instead of finding its channel closed and exiting.
-    let mut hold_open = Some(tx.clone());
-    let mut pollers = acquire::spawn(v.devices(), clock.clone(), tx, cancel.clone());
+    // The pollers hold the channel open until shutdown, so an instance with
+    // no devices (an empty shard) keeps serving instead of exiting.
+    let mut pollers = pollers::Pollers::start(v.devices(), clock.clone(), tx, cancel.clone());
+    let mut closing = false;
+    // The configuration in force once a SIGHUP has replaced the first one.
+    let mut active: Option<Validated> = None;
+    let mut hup = match &opts.reload {
+        Some(_) => match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGHUP ({e}); reloading is off");
+                None
+            }
+        },
+        None => None,
+    };
     if v.sites.is_empty() {
         tracing::warn!("this instance owns no sites: staying up and ready, polling nothing");
     }
@@ -169,7 +226,7 @@ pub async fn run(
     let mut commit = tokio::time::interval(COMMIT_EVERY);
     commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut to_spool = tokio::time::interval(SPOOL_EVERY);
-    let mut savings = tokio::time::interval(savings_every);
+    let mut savings = tokio::time::interval(savings_every(v));
     savings.tick().await;
     let mut summary =
         tokio::time::interval(opts.summary_every.unwrap_or(Duration::from_secs(3600)));
@@ -197,13 +254,80 @@ pub async fn run(
                 // Every poller has stopped: the last sample is in.
                 None => break,
             },
-            _ = cancel.cancelled(), if hold_open.is_some() => hold_open = None,
+            _ = cancel.cancelled(), if !closing => {
+                closing = true;
+                pollers.close();
+            }
+            Some(()) = async { hup.as_mut()?.recv().await }, if hup.is_some() && !closing => {
+                let Some(reloader) = &opts.reload else { continue };
+                let old = active.as_ref().unwrap_or(v);
+                let new = match (reloader.0)() {
+                    Ok(new) => new,
+                    Err(errors) => {
+                        for e in &errors {
+                            tracing::error!("reload: {e}");
+                        }
+                        tracing::error!("reload refused ({} errors): still running on the configuration loaded before", errors.len());
+                        continue;
+                    }
+                };
+                let d = old.diff(&new);
+                if let Some(why) = reload::needs_restart(&d, old, &new) {
+                    tracing::error!("reload refused: {why} cannot change while running; restart to apply. Still running on the configuration loaded before");
+                    continue;
+                }
+                for w in &new.warnings {
+                    tracing::warn!("{w}");
+                }
+                if d.is_empty() {
+                    tracing::info!("reload: nothing changed");
+                    continue;
+                }
+                let reopen = reload::sites_to_reopen(&d);
+                if let Err(e) = tokio::task::block_in_place(|| books.reconfigure(&new.sites, &reopen)) {
+                    tracing::error!("reload refused: cannot commit the ledger first ({e}); still running on the configuration loaded before");
+                    continue;
+                }
+                let links = pollers.apply(new.devices());
+                live.write().unwrap_or_else(|e| e.into_inner()).reconfigure(&new);
+                if let (true, Some(settings), Some(spool)) = (reload::mqtt_restarts(&d), &new.mqtt, &spool) {
+                    let mut sink = MqttSink::new(settings.clone(), &new, spool.clone());
+                    if let Some(stats) = &mqtt_stats {
+                        sink = sink.with_stats(stats.clone());
+                    }
+                    mqtt_task = Some(SinkTask::spawn(mqtt_task.take(), |stop| sink.run(stop)));
+                }
+                if let (true, Some(settings), Some(spool)) = (d.influxdb_changed, &new.influx, &spool) {
+                    match influx::InfluxSink::new(settings.clone(), spool.clone()) {
+                        Ok(mut sink) => {
+                            if let Some(stats) = &influx_stats {
+                                sink = sink.with_stats(stats.clone());
+                            }
+                            influx_task = Some(SinkTask::spawn(influx_task.take(), |stop| sink.run(stop)));
+                        }
+                        Err(e) => tracing::error!("reload: {e}; the InfluxDB sink keeps its old settings"),
+                    }
+                }
+                outbox.set_sinks(outbox_sinks(&new));
+                savings = tokio::time::interval(savings_every(&new));
+                tracing::info!(
+                    "reloaded {}: {}; links started {}, stopped {}, restarted {}",
+                    new.source,
+                    reload::summary(&d),
+                    links.started.len(),
+                    links.stopped.len(),
+                    links.restarted.len()
+                );
+                active = Some(new);
+            }
             _ = to_spool.tick() => {
                 health.beat();
-                while let Some(ended) = sinks.try_join_next() {
+                for t in [&mqtt_task, &influx_task].into_iter().flatten() {
                     // A sink returns only when stopped; before that it has panicked.
-                    tracing::error!("a sink task ended unexpectedly ({ended:?}); data stays spooled, restart to resume");
-                    health.sink_died();
+                    if t.task.is_finished() && !t.stop.is_cancelled() {
+                        tracing::error!("a sink task ended unexpectedly; data stays spooled, restart to resume");
+                        health.sink_died();
+                    }
                 }
                 flush(&mut outbox, spool.as_deref());
                 if std::mem::take(&mut commit_soon) {
@@ -242,14 +366,16 @@ pub async fn run(
         }
     }
     notifier.stopping();
-    while pollers.join_next().await.is_some() {}
+    pollers.join().await;
     books.log.flush_to_log(true);
     availability.log.flush_to_log(true);
     flush(&mut outbox, spool.as_deref());
     tokio::task::block_in_place(|| books.commit())?;
     tracing::info!("ledger and spool committed");
-    sinks_stop.cancel();
-    while sinks.join_next().await.is_some() {}
+    for t in [mqtt_task, influx_task].into_iter().flatten() {
+        t.stop.cancel();
+        let _ = t.task.await;
+    }
     http_stop.cancel();
     let _ = http_task.await;
     tracing::info!("stopped");

@@ -70,6 +70,11 @@ impl Outbox {
         }
     }
 
+    /// The sinks to shape events for from now on (a reload changed a prefix).
+    pub fn set_sinks(&mut self, sinks: Vec<Sink>) {
+        self.sinks = sinks;
+    }
+
     pub fn is_enabled(&self) -> bool {
         !self.sinks.is_empty()
     }

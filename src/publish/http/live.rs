@@ -130,6 +130,46 @@ impl Live {
         live
     }
 
+    /// Follows a reloaded configuration: sites and devices that remain keep
+    /// what is known of them, new ones start empty, removed ones go.
+    pub fn reconfigure(&mut self, v: &Validated) {
+        let mut fresh = Live::new(v);
+        for (id, site) in fresh.sites.iter_mut() {
+            let Some(mut old) = self.sites.remove(id) else {
+                continue;
+            };
+            for (dev, live) in site.devices.iter_mut() {
+                if let Some(known) = old.devices.remove(dev) {
+                    *live = known;
+                }
+            }
+            site.soc = old.soc;
+            site.battery_power_kw = old.battery_power_kw;
+            site.grid_power_kw = old.grid_power_kw;
+            site.tariff = old.tariff.take();
+            site.today = old.today.take();
+            site.history = std::mem::take(&mut old.history);
+        }
+        fresh.devices = std::mem::take(&mut self.devices)
+            .into_iter()
+            .filter(|((s, d), _)| {
+                fresh
+                    .sites
+                    .get(s)
+                    .is_some_and(|x| x.devices.contains_key(d))
+            })
+            .collect();
+        fresh.anomalies = std::mem::take(&mut self.anomalies)
+            .into_iter()
+            .filter(|(s, _)| fresh.sites.contains_key(s))
+            .collect();
+        fresh.ready = fresh
+            .sites
+            .values()
+            .all(|s| s.devices.values().all(|d| d.last_poll.is_some()));
+        *self = fresh;
+    }
+
     pub fn on_sample(&mut self, s: &Sample) {
         let (site, device) = (s.device.site.to_string(), s.device.device.to_string());
         let m = self

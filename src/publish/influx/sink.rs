@@ -118,6 +118,12 @@ impl InfluxSink {
     }
 
     /// Drains the spool until `stop` fires, then makes one last attempt (2 s at most).
+    /// Counts into `stats` (a sink restarted by a reload keeps its figures).
+    pub fn with_stats(mut self, stats: Arc<InfluxStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     pub async fn run(self, stop: CancellationToken) {
         let notify = self.spool.notifier(SINK);
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));

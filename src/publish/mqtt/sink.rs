@@ -73,6 +73,12 @@ impl MqttSink {
         }
     }
 
+    /// Counts into `stats` (a sink restarted by a reload keeps its figures).
+    pub fn with_stats(mut self, stats: Arc<MqttStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// Runs until `stop` fires, then delivers what it can for up to 2 s, marks the
     /// instance offline and disconnects.
     pub async fn run(self, stop: CancellationToken) {
