@@ -288,7 +288,7 @@ fn points_before(influx: &InfluxV1, device: &str, before: Timestamp, auth: (&str
 }
 
 #[test]
-fn a_bad_password_keeps_everything_spooled_until_it_is_fixed() {
+fn a_bad_password_keeps_everything_spooled_until_a_reload_fixes_it() {
     let broker = Mosquitto::start();
     let influx = InfluxV1::start(true);
     influx.query(
@@ -333,14 +333,12 @@ fn a_bad_password_keeps_everything_spooled_until_it_is_fixed() {
     // MQTT keeps flowing while InfluxDB refuses.
     let n = got.lock().unwrap().len();
     wait_until(&got, "MQTT after the InfluxDB error", |g| g.len() > n + 5);
-    assert_eq!(daemon.terminate(), Some(0));
-    let stopped = Timestamp::now();
-    // Every PCS poll before the stop, as MQTT received it (an MQTT message
-    // still spooled at the stop arrives after the restart and counts too).
+    let fixed = Timestamp::now();
+    // Every PCS poll before the fix, as MQTT received it.
     let polled = || {
         mqtt_states(&got)
             .keys()
-            .filter(|(d, ts)| d == "pcs" && *ts < stopped.as_millisecond())
+            .filter(|(d, ts)| d == "pcs" && *ts < fixed.as_millisecond())
             .count() as u64
     };
     assert!(polled() > 5);
@@ -349,12 +347,10 @@ fn a_bad_password_keeps_everything_spooled_until_it_is_fixed() {
         std::fs::read_dir(&dead).map_or(true, |mut d| d.next().is_none()),
         "a bad password is no reason to dead-letter data"
     );
-    assert_eq!(
-        points_before(&influx, "pcs", stopped, ("admin", "right")),
-        0
-    );
+    assert_eq!(points_before(&influx, "pcs", fixed, ("admin", "right")), 0);
 
-    // Fixed: every poll of the refused period arrives.
+    // Fixed in the file and reloaded (SIGHUP): every poll of the refused
+    // period arrives, and the daemon never stopped.
     cfg.rewrite(&format!(
         "{}\n{}",
         sections("right"),
@@ -365,12 +361,18 @@ fn a_bad_password_keeps_everything_spooled_until_it_is_fixed() {
             &sim_devices(sim.sim.addrs[0].port(), "1s")
         )
     ));
-    let mut daemon = Daemon::start(&cfg.path);
-    let port = daemon.http_port();
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &daemon.proc.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let line = daemon.wait_log("reloaded");
+    assert!(line.contains("InfluxDB settings changed"), "{line}");
     let end = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (have, want) = (
-            points_before(&influx, "pcs", stopped, ("admin", "right")),
+            points_before(&influx, "pcs", fixed, ("admin", "right")),
             polled(),
         );
         if have == want {
@@ -382,8 +384,14 @@ fn a_bad_password_keeps_everything_spooled_until_it_is_fixed() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (code, body) = http("GET", port, "/readyz", "", None);
-    assert_eq!(code, 200, "{body}");
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while http("GET", port, "/readyz", "", None).0 != 200 {
+        assert!(
+            std::time::Instant::now() < end,
+            "not ready 30 s after the fix"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(daemon.terminate(), Some(0));
 }
 

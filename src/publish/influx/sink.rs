@@ -208,8 +208,9 @@ impl InfluxSink {
                         tracing::info!("influxdb: writing again");
                         failing = false;
                         setup_logged = None;
-                        self.stats.set_failing(None);
                     }
+                    // Also when a predecessor (before a reload) was the one failing.
+                    self.stats.set_failing(None);
                     self.stats.written_lines.fetch_add(lines, Relaxed);
                     next = after;
                     self.ack(batch.seqs, &mut acking).await;
