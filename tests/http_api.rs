@@ -223,3 +223,22 @@ fn the_bearer_token_guards_everything_but_the_probes() {
     assert_eq!(get(port, "/api/v1/sites", None).0, 401);
     assert_eq!(d.terminate(), Some(0));
 }
+
+#[test]
+fn bessmon_health_asks_a_running_daemon() {
+    let sim = simulator(1);
+    let cfg = sim_site_config(&sim);
+    let mut d = Daemon::start(&cfg.path);
+    let port = d.http_port();
+    let out = cli(&["health", "--address", &format!("127.0.0.1:{port}")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    assert_eq!(d.terminate(), Some(0));
+    let out = cli(&["health", "--address", &format!("127.0.0.1:{port}")]);
+    assert_eq!(out.status.code(), Some(2), "nothing listens any more");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/healthz"));
+}

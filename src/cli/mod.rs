@@ -4,6 +4,7 @@ mod bench;
 mod bench_outage;
 mod check;
 pub mod demo;
+mod health;
 pub mod journal;
 mod plan;
 mod read;
@@ -65,6 +66,8 @@ pub enum Command {
     Report(report::Args),
     /// Benchmarks (results go to BENCHMARKS.md).
     Bench(bench::Args),
+    /// Ask a running daemon's /healthz; exit 0 when healthy (container healthchecks).
+    Health(health::Args),
 }
 
 /// A command's failure: its exit code and what to tell the operator.
@@ -131,6 +134,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),
         Command::Run(a) => runtime().and_then(|rt| rt.block_on(run::run(a))),
         Command::Bench(a) => bench::run(a),
+        Command::Health(a) => health::run(a),
     };
     match result {
         Ok(()) => 0,

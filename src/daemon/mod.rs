@@ -331,7 +331,7 @@ pub async fn run(
                 }
                 flush(&mut outbox, spool.as_deref());
                 if std::mem::take(&mut commit_soon) {
-                    commit_books(&mut books);
+                    commit_books(&mut books, &health);
                 }
             }
             _ = savings.tick() => {
@@ -353,7 +353,7 @@ pub async fn run(
                 }
             }
             _ = commit.tick() => {
-                commit_books(&mut books);
+                commit_books(&mut books, &health);
                 books.log.flush_to_log(false);
                 availability.log.flush_to_log(false);
             }
@@ -382,8 +382,11 @@ pub async fn run(
     Ok(())
 }
 
-fn commit_books(books: &mut Accountant) {
+fn commit_books(books: &mut Accountant, health: &http::health::Health) {
     if let Err(e) = tokio::task::block_in_place(|| books.commit()) {
+        health
+            .ledger_commit_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Keep running: the books stay in memory and the next commit retries.
         tracing::error!("cannot commit the ledger: {e}");
     }

@@ -16,6 +16,9 @@ pub struct Health {
     /// Milliseconds after `started` of the accounting loop's last beat.
     beat_ms: AtomicU64,
     sink_died: AtomicBool,
+    /// Ledger commits that failed (the books stay in memory and the next
+    /// commit retries; a disk that stays broken shows here first).
+    pub ledger_commit_failures: AtomicU64,
 }
 
 impl Default for Health {
@@ -24,6 +27,7 @@ impl Default for Health {
             started: Instant::now(),
             beat_ms: AtomicU64::new(0),
             sink_died: AtomicBool::new(false),
+            ledger_commit_failures: AtomicU64::new(0),
         }
     }
 }

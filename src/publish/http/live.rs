@@ -66,6 +66,9 @@ pub struct DeviceMetrics {
     /// Poll duration histogram: counts per bucket of [`BUCKETS`], then the sum in seconds.
     pub buckets: [u64; BUCKETS.len()],
     pub duration_sum: f64,
+    /// When a poll last got data (Unix ms): the alert "no data for N minutes"
+    /// needs a time, not the online flag.
+    pub last_success_ms: Option<i64>,
 }
 
 pub const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -181,6 +184,9 @@ impl Live {
         m.missed += s.missed as u64;
         for e in &s.errors {
             m.errors[kind_index(e.kind)] += 1;
+        }
+        if s.online {
+            m.last_success_ms = Some(s.at.as_millisecond());
         }
         let secs = s.poll_duration.as_secs_f64();
         m.duration_sum += secs;

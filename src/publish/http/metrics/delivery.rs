@@ -8,6 +8,16 @@ use super::text::Text;
 use crate::publish::influx::Misconfig;
 
 pub fn write(t: &mut Text, shared: &Shared) {
+    t.family(
+        "bessmon_ledger_commit_failures_total",
+        "counter",
+        "Ledger commits that failed; the books stay in memory and the next commit retries.",
+    );
+    t.sample(
+        "bessmon_ledger_commit_failures_total",
+        &[],
+        shared.health.ledger_commit_failures.load(Relaxed),
+    );
     if let Some(spool) = &shared.spool {
         // The daemon's clock, not the wall: under `demo --speed` records are
         // stamped in simulated time.

@@ -7,6 +7,16 @@ pub fn write(t: &mut Text, live: &Live) {
     t.family("bessmon_up", "gauge", "1 while the daemon runs.");
     t.sample("bessmon_up", &[], 1);
     t.family(
+        "bessmon_build_info",
+        "gauge",
+        "The running version, as a label (always 1).",
+    );
+    t.sample(
+        "bessmon_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    t.family(
         "bessmon_ready",
         "gauge",
         "1 once every device has been polled (what /readyz answers).",
@@ -66,6 +76,20 @@ pub fn write(t: &mut Text, live: &Live) {
         t.family(name, "counter", help);
         for ((site, dev), m) in &live.devices {
             t.sample(name, &[("site", site), ("device", dev)], f(m));
+        }
+    }
+    t.family(
+        "bessmon_device_last_success_timestamp_seconds",
+        "gauge",
+        "When the device last answered a poll with data (Unix time).",
+    );
+    for ((site, dev), m) in &live.devices {
+        if let Some(ms) = m.last_success_ms {
+            t.sample(
+                "bessmon_device_last_success_timestamp_seconds",
+                &[("site", site), ("device", dev)],
+                ms as f64 / 1000.0,
+            );
         }
     }
     t.family(

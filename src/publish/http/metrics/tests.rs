@@ -61,6 +61,7 @@ fn populated() -> Live {
         ..DeviceMetrics::default()
     };
     m.buckets[2] = 4;
+    m.last_success_ms = Some(1_764_547_200_500);
     live.devices.insert(("lab".into(), "pcs".into()), m.clone());
     live.devices.insert(("lab \"2\"".into(), "meter".into()), m);
     let mut site = SiteLive {
@@ -139,6 +140,10 @@ fn every_family_is_declared_before_its_samples_and_labels_are_escaped() {
         assert!(declared.contains(family), "{line} before its TYPE");
     }
     assert!(text.contains("site=\"lab \\\"2\\\"\""), "escaped: {text}");
+    assert!(text.contains(&format!(
+        "bessmon_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    )));
     for line in [
         "bessmon_poll_duration_seconds_bucket{site=\"lab\",device=\"pcs\",le=\"0.025\"} 4",
         "bessmon_poll_duration_seconds_bucket{site=\"lab\",device=\"pcs\",le=\"+Inf\"} 10",
@@ -147,6 +152,10 @@ fn every_family_is_declared_before_its_samples_and_labels_are_escaped() {
         "bessmon_sink_write_seconds_sum{sink=\"influxdb\"} 1.5",
         "bessmon_spool_entries{sink=\"mqtt\"} 1",
         "bessmon_device_online{site=\"lab\",device=\"pcs\"} 1",
+        "bessmon_device_last_success_timestamp_seconds{site=\"lab\",device=\"pcs\"} 1764547200.5",
+        "bessmon_ledger_commit_failures_total 0",
+        "bessmon_sink_failing{sink=\"influxdb\"} 0",
+        "bessmon_dead_letter_files_removed_total{sink=\"influxdb\"} 0",
     ] {
         assert!(text.contains(&format!("{line}\n")), "{line} in {text}");
     }
