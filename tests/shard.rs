@@ -81,3 +81,93 @@ fn a_shard_that_owns_no_sites_stays_up_and_ready() {
     assert!(d.proc.0.try_wait().unwrap().is_none(), "the daemon exited");
     assert_eq!(d.terminate(), Some(0));
 }
+
+/// One simulated site that charges for the next half hour of local time,
+/// so a ledger has energy to book whatever the hour.
+fn charging_site() -> SimHandle {
+    use bessmon::sim::physics::Schedule;
+    use bessmon::sim::SiteParams;
+    let local = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap());
+    let minute = local.hour() as u32 * 60 + local.minute() as u32;
+    let params = SiteParams {
+        schedule: Schedule {
+            charge: vec![(0, (minute + 30).min(1440))],
+            discharge: vec![],
+        },
+        ..SiteParams::standard(0)
+    };
+    simulator_with(vec![params])
+}
+
+#[test]
+fn a_site_moved_to_another_shard_takes_its_ledger_along_exactly() {
+    let sim = charging_site();
+    // The old instance books a while, then the site moves away.
+    let old = sim_site_config(&sim);
+    let mut d = Daemon::start(&old.path);
+    wait_for_requests(&sim.sim.sites[0], 40, "the old instance's polls");
+    assert_eq!(d.terminate(), Some(0));
+    let before = lifetime_report(&old);
+    assert!(
+        before["total"]["charge_kwh"].as_f64().unwrap() > 0.0,
+        "energy booked: {before}"
+    );
+
+    let file = old.dir.path().join("lab.ledger.json");
+    let out = cli(&[
+        "ledger",
+        "export",
+        "-c",
+        old.path.to_str().unwrap(),
+        "--site",
+        "lab",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The new instance: same config, its own state directory.
+    let new = sim_site_config(&sim);
+    let import = |extra: &[&str]| {
+        let mut args = vec![
+            "ledger",
+            "import",
+            "-c",
+            new.path.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    let out = import(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        lifetime_report(&new),
+        before,
+        "the same report, to the Wh and the day"
+    );
+    // Importing over a ledger is refused unless asked for.
+    let out = import(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--replace"));
+    assert!(import(&["--replace"]).status.success());
+    // Not while a daemon holds the state directory.
+    let mut running = Daemon::start(&new.path);
+    running.http_port();
+    let out = import(&["--replace"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stop it first"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(running.terminate(), Some(0));
+}

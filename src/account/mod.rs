@@ -13,3 +13,4 @@ pub mod report;
 pub mod site;
 pub mod store;
 pub mod tariff;
+pub mod transfer;

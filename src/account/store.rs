@@ -160,6 +160,49 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether `site` has anything in this ledger.
+    pub fn has(&self, site: &str) -> Result<bool, StoreError> {
+        let l = self.load(site)?;
+        Ok(l.state.is_some() || !l.days.is_empty() || !l.months.is_empty())
+    }
+
+    /// Writes a site's whole ledger, replacing whatever it had here, in one
+    /// transaction.
+    pub fn replace(&self, site: &str, loaded: &Loaded) -> Result<(), StoreError> {
+        let p = &self.path;
+        let txn = self.db.begin_write().map_err(|e| err(p, e))?;
+        {
+            let (lo, hi) = site_range(site);
+            let mut days = txn.open_table(DAYS).map_err(|e| err(p, e))?;
+            let mut months = txn.open_table(MONTHS).map_err(|e| err(p, e))?;
+            let mut state = txn.open_table(STATE).map_err(|e| err(p, e))?;
+            days.retain_in(lo.as_str()..hi.as_str(), |_, _| false)
+                .map_err(|e| err(p, e))?;
+            months
+                .retain_in(lo.as_str()..hi.as_str(), |_, _| false)
+                .map_err(|e| err(p, e))?;
+            state.remove(site).map_err(|e| err(p, e))?;
+            for (d, day) in &loaded.days {
+                let v = serde_json::to_vec(day).map_err(|e| err(p, e))?;
+                days.insert(day_key(site, *d).as_str(), v.as_slice())
+                    .map_err(|e| err(p, e))?;
+            }
+            for (m, peak) in &loaded.months {
+                let v = serde_json::to_vec(peak).map_err(|e| err(p, e))?;
+                months
+                    .insert(month_key(site, *m).as_str(), v.as_slice())
+                    .map_err(|e| err(p, e))?;
+            }
+            if let Some(s) = &loaded.state {
+                let v = serde_json::to_vec(s).map_err(|e| err(p, e))?;
+                state.insert(site, v.as_slice()).map_err(|e| err(p, e))?;
+            }
+        }
+        txn.commit().map_err(|e| err(p, e))
+    }
+}
+
 /// Reads a site's ledger, also while a daemon holds the file for writing.
 pub fn read_only(state_dir: &Path, site: &str) -> Result<Loaded, StoreError> {
     let path = state_dir.join(FILE);

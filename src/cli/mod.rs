@@ -6,6 +6,7 @@ mod check;
 pub mod demo;
 mod health;
 pub mod journal;
+mod ledger;
 mod plan;
 mod read;
 mod replay;
@@ -68,6 +69,8 @@ pub enum Command {
     Bench(bench::Args),
     /// Ask a running daemon's /healthz; exit 0 when healthy (container healthchecks).
     Health(health::Args),
+    /// Move a site's ledger between instances: export, import.
+    Ledger(ledger::Args),
 }
 
 /// A command's failure: its exit code and what to tell the operator.
@@ -135,6 +138,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Run(a) => runtime().and_then(|rt| rt.block_on(run::run(a))),
         Command::Bench(a) => bench::run(a),
         Command::Health(a) => health::run(a),
+        Command::Ledger(a) => ledger::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -886,10 +886,14 @@ impl Drop for SimHandle {
 }
 
 pub fn simulator(sites: usize) -> SimHandle {
+    simulator_with((0..sites).map(bessmon::sim::SiteParams::standard).collect())
+}
+
+/// Simulated sites of the given parameters, on the wall clock.
+pub fn simulator_with(params: Vec<bessmon::sim::SiteParams>) -> SimHandle {
     use std::net::{IpAddr, Ipv4Addr};
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cancel = CancellationToken::new();
-    let params = (0..sites).map(bessmon::sim::SiteParams::standard).collect();
     let sim = rt
         .block_on(bessmon::sim::start(
             IpAddr::V4(Ipv4Addr::LOCALHOST),
