@@ -316,3 +316,38 @@ fn check_names_bad_attribution_gaps_and_grid_capacities() {
         );
     }
 }
+
+#[test]
+fn a_systemd_credential_is_a_warning_outside_the_service_and_an_error_inside() {
+    let cfg = TestConfig::new(&format!(
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\nusername = \"bessmon\"\npassword_file = \"/run/credentials/bessmon.service/mqtt-password\"\n{}",
+        site_toml("1s", &sim_devices(5020, "500ms"))
+    ));
+    let out = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&cfg.path)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("warning: ")
+            && stdout.contains("mqtt.password_file")
+            && stdout.contains("systemd credential"),
+        "{stdout}"
+    );
+    // Inside the service the same file missing is the error it looks like.
+    let out = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&cfg.path)
+        .env("CREDENTIALS_DIRECTORY", "/run/credentials/bessmon.service")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mqtt.password_file"));
+}

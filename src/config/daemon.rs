@@ -69,6 +69,7 @@ pub fn check(
     }
     let http_token = match &d.http_token_file {
         None => None,
+        Some(f) if super::secret::unverifiable(f) => None,
         Some(f) => match std::fs::read_to_string(f) {
             Ok(t) if t.trim().is_empty() => {
                 ok = false;

@@ -72,6 +72,7 @@ fn secret(
     key: &str,
     e: &mut impl FnMut(String, String),
 ) -> Result<Option<String>, ()> {
+    let file = &file.clone().filter(|f| !super::secret::unverifiable(f));
     match (value, file) {
         (Some(v), _) => Ok(Some(v.clone())),
         (None, Some(f)) => std::fs::read_to_string(f)

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod influx;
 pub mod load;
 pub mod mqtt;
+pub mod secret;
 pub mod shard;
 pub mod sites;
 pub mod validate;

@@ -160,7 +160,8 @@ pub fn check(
     // Secrets and certificates are read now, so a missing file stops the
     // start, not the first connect; their contents are never printed.
     let mut file = |key: &str, path: &Option<PathBuf>| {
-        path.as_deref().map(|p| match read(p, key, e) {
+        let path = path.as_deref().filter(|p| !super::secret::unverifiable(p));
+        path.map(|p| match read(p, key, e) {
             Some(bytes) => Some(bytes),
             None => {
                 ok = false;

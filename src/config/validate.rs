@@ -79,6 +79,27 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
     let mut warn = |w: String| warnings.push(format!("{source}: {w}"));
 
     let daemon = super::daemon::check(&config.daemon, &mut e, &mut warn);
+    let mut files: Vec<(&str, &Option<PathBuf>)> =
+        vec![("daemon.http_token_file", &config.daemon.http_token_file)];
+    if let Some(m) = &config.mqtt {
+        files.extend([
+            ("mqtt.password_file", &m.password_file),
+            ("mqtt.ca_file", &m.ca_file),
+            ("mqtt.client_cert_file", &m.client_cert_file),
+            ("mqtt.client_key_file", &m.client_key_file),
+        ]);
+    }
+    if let Some(i) = &config.influxdb {
+        files.extend([
+            ("influxdb.token_file", &i.token_file),
+            ("influxdb.password_file", &i.password_file),
+        ]);
+    }
+    for (key, path) in files {
+        if let Some(p) = path.as_deref().filter(|p| super::secret::unverifiable(p)) {
+            warn(super::secret::warning(key, p));
+        }
+    }
     let spool_max_bytes = parse_bytes(&config.spool.max_bytes).unwrap_or_else(|m| {
         e("spool.max_bytes".into(), m);
         0
