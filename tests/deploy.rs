@@ -199,6 +199,12 @@ fn schema() -> (BTreeSet<String>, BTreeSet<String>) {
         "charge_cost",
         "discharge_value",
         "savings",
+        "aux_cost",
+        "net_savings",
+        "soc",
+        "battery_power_kw",
+        "grid_power_kw",
+        "price",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -231,11 +237,16 @@ fn grafana_queries_match_the_schema() {
     )
     .unwrap();
     let (fields, tags) = schema();
-    let measurements = ["bess_telemetry", "bess_status", "bess_savings"];
+    let measurements = ["bess_telemetry", "bess_status", "bess_savings", "bess_site"];
     let mut used = BTreeSet::new();
     for panel in dash["panels"].as_array().unwrap() {
         for t in panel["targets"].as_array().unwrap() {
             let q = t["query"].as_str().unwrap();
+            assert!(
+                !q.contains("today()"),
+                "{}: Flux's today() is UTC midnight, not the site's",
+                panel["title"]
+            );
             for m in compared(q, "_measurement") {
                 assert!(
                     measurements.contains(&m.as_str()),
@@ -264,10 +275,11 @@ fn grafana_queries_match_the_schema() {
             }
         }
     }
-    assert_eq!(
-        used.len(),
-        3,
-        "savings, telemetry and status all charted: {used:?}"
+    assert!(
+        ["bess_site", "bess_status", "bess_savings"]
+            .iter()
+            .all(|m| used.contains(*m)),
+        "site, status and savings all charted: {used:?}"
     );
 }
 

@@ -464,3 +464,71 @@ fn bad_data_is_set_apart_record_by_record_and_the_rest_is_written() {
         "bounded: {size} bytes"
     );
 }
+
+#[test]
+fn every_promql_query_of_the_shipped_dashboard_finds_series_in_victoriametrics() {
+    let vm = VictoriaMetrics::start();
+    // Charging, so today's savings have bands to show.
+    let sim = charging_site();
+    let cfg = config(
+        sim.sim.addrs[0].port(),
+        &format!(
+            "[influxdb]\nurl = \"http://127.0.0.1:{}\"\napi = \"v2\"\nbucket = \"bess\"\nflush_interval = \"200ms\"\n",
+            vm.port
+        ),
+    );
+    let mut daemon = Daemon::start(&cfg.path);
+    wait_for_requests(&sim.sim.sites[0], 20, "a few polls");
+    assert_eq!(
+        daemon.terminate(),
+        Some(0),
+        "stopped, so everything is written"
+    );
+    let dash: Value = json(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/grafana/bessmon-prometheus.json"),
+        )
+        .unwrap(),
+    );
+    http("GET", vm.port, "/internal/force_flush", "", None);
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap().replace("$site", ".*");
+            // Rows VictoriaMetrics took become searchable within a second or so.
+            let end = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let (status, body) = http(
+                    "GET",
+                    vm.port,
+                    &format!("/api/v1/query?query={}", url_encode(&expr)),
+                    "",
+                    None,
+                );
+                assert_eq!(status, 200, "{expr}: {body}");
+                if !json(&body)["data"]["result"].as_array().unwrap().is_empty() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < end,
+                    "{}: `{expr}` found nothing in 30 s in what bessmon wrote",
+                    panel["title"]
+                );
+                http("GET", vm.port, "/internal/force_flush", "", None);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} queries");
+    // The site variable's values come from the site state.
+    let (_, body) = http(
+        "GET",
+        vm.port,
+        "/api/v1/label/site/values?match[]=bess_site_soc",
+        "",
+        None,
+    );
+    assert_eq!(json(&body)["data"], serde_json::json!(["lab"]), "{body}");
+}

@@ -82,23 +82,6 @@ fn a_shard_that_owns_no_sites_stays_up_and_ready() {
     assert_eq!(d.terminate(), Some(0));
 }
 
-/// One simulated site that charges for the next half hour of local time,
-/// so a ledger has energy to book whatever the hour.
-fn charging_site() -> SimHandle {
-    use bessmon::sim::physics::Schedule;
-    use bessmon::sim::SiteParams;
-    let local = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap());
-    let minute = local.hour() as u32 * 60 + local.minute() as u32;
-    let params = SiteParams {
-        schedule: Schedule {
-            charge: vec![(0, (minute + 30).min(1440))],
-            discharge: vec![],
-        },
-        ..SiteParams::standard(0)
-    };
-    simulator_with(vec![params])
-}
-
 #[test]
 fn a_site_moved_to_another_shard_takes_its_ledger_along_exactly() {
     let sim = charging_site();

@@ -39,7 +39,7 @@ pub fn setup_for(site: &SiteSpec) -> SiteSetup {
     s.battery_power = has(Role::BatteryPower);
     for d in &site.devices {
         for p in &d.profile.points {
-            if let Some(r) = p.role.filter(|r| r.is_counter()) {
+            if let Some(r) = p.role.filter(|r| r.is_site_quantity()) {
                 if !s.sources.iter().any(|(x, _)| *x == r) {
                     s.sources.push((r, d.id.clone()));
                 }

@@ -43,7 +43,8 @@ pub struct SiteSetup {
     pub import_counter: bool,
     /// Battery power is measured: demand baselines need the battery's flows.
     pub battery_power: bool,
-    /// Which device provides each role, to name it in gap reports.
+    /// Which device provides each role: to name it in gap reports, and to
+    /// pace the site's state by the device that measures its battery.
     pub sources: Vec<(Role, Arc<str>)>,
 }
 

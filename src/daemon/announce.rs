@@ -77,6 +77,9 @@ impl Announcer {
                 invalid,
             });
         }
+        if per_poll && s.online {
+            out.extend(site_state(books, &site, &s.device.device, s.at));
+        }
         if self
             .tariff_until
             .get(&site)
@@ -114,6 +117,37 @@ fn tariff(books: &Accountant, site: &str, at: Timestamp) -> Option<Event> {
         price: seg.price,
         currency: t.currency.clone(),
         until,
+    })
+}
+
+/// The site's state by role, when `device` is the one whose polls pace it:
+/// the battery power's source, else the SOC's (one event per poll cycle,
+/// whatever the number of devices).
+fn site_state(books: &Accountant, site: &str, device: &str, at: Timestamp) -> Option<Event> {
+    use crate::role::Role;
+    let acc = books.sites.get(site)?;
+    let source = |role: Role| {
+        acc.setup
+            .sources
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, d)| d.clone())
+    };
+    let pace = source(Role::BatteryPower).or_else(|| source(Role::Soc))?;
+    if *pace != *device {
+        return None;
+    }
+    let live = |role: Role| acc.live.get(&role).map(|(_, v)| *v);
+    let t = &acc.setup.tariff;
+    let seg = t.segment_at(at);
+    Some(Event::SiteState {
+        site: acc.setup.site.clone(),
+        at,
+        soc: live(Role::Soc),
+        battery_power_kw: live(Role::BatteryPower),
+        grid_power_kw: live(Role::GridPower),
+        band: t.bands[seg.band as usize].clone(),
+        price: seg.price,
     })
 }
 

@@ -369,6 +369,12 @@ pub async fn run(
     pollers.join().await;
     books.log.flush_to_log(true);
     availability.log.flush_to_log(true);
+    // The last figures go out with the last samples: dashboards and the
+    // retained savings topic end where the ledger does.
+    announcer.all_savings(&mut books, clock.now(), &mut events);
+    for e in events.drain(..) {
+        outbox.push(&e);
+    }
     flush(&mut outbox, spool.as_deref());
     tokio::task::block_in_place(|| books.commit())?;
     tracing::info!("ledger and spool committed");

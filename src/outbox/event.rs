@@ -44,6 +44,19 @@ pub enum Event {
         currency: String,
         until: Timestamp,
     },
+    /// The site at a glance, named by role whatever the devices' profiles
+    /// call their points: once per poll of the device that measures battery
+    /// power (or SOC). Powers in kW, battery discharge and grid import
+    /// positive.
+    SiteState {
+        site: Arc<str>,
+        at: Timestamp,
+        soc: Option<f64>,
+        battery_power_kw: Option<f64>,
+        grid_power_kw: Option<f64>,
+        band: String,
+        price: f64,
+    },
     /// Savings so far: today (per band), this month and lifetime.
     Savings {
         site: Arc<str>,
@@ -62,6 +75,7 @@ impl Event {
             | Event::PollStatus { at, .. }
             | Event::Availability { at, .. }
             | Event::Tariff { at, .. }
+            | Event::SiteState { at, .. }
             | Event::Savings { at, .. } => *at,
         }
     }

@@ -49,14 +49,41 @@ pub fn encode(e: &Event) -> Option<Record> {
             .timestamp(at)
             .close_line()
             .build(),
+        Event::SiteState {
+            site,
+            soc,
+            battery_power_kw,
+            grid_power_kw,
+            band,
+            price,
+            ..
+        } => {
+            // Dashboards read these by role, for any profile; a value not
+            // measured at this site is left out, never written as 0.
+            let mut b = LineProtocolBuilder::new()
+                .measurement("bess_site")
+                .tag("site", site)
+                .tag("band", band)
+                .field("price", *price);
+            for (k, v) in [
+                ("soc", soc),
+                ("battery_power_kw", battery_power_kw),
+                ("grid_power_kw", grid_power_kw),
+            ] {
+                if let Some(v) = v.filter(|v| v.is_finite()) {
+                    b = b.field(k, v);
+                }
+            }
+            b.timestamp(at).close_line().build()
+        }
         Event::Savings { site, today, .. } => {
             let mut out = LineProtocolBuilder::new();
             let rows = today
                 .bands
                 .iter()
-                .map(|(b, t)| (b.as_str(), t))
-                .chain(std::iter::once(("total", &today.total)));
-            for (band, t) in rows {
+                .map(|(b, t)| (b.as_str(), t, t.savings - t.aux_cost))
+                .chain(std::iter::once(("total", &today.total, today.net_savings)));
+            for (band, t, net) in rows {
                 out = out
                     .measurement("bess_savings")
                     .tag("site", site)
@@ -66,6 +93,8 @@ pub fn encode(e: &Event) -> Option<Record> {
                     .field("charge_cost", t.charge_cost)
                     .field("discharge_value", t.discharge_value)
                     .field("savings", t.savings)
+                    .field("aux_cost", t.aux_cost)
+                    .field("net_savings", net)
                     .timestamp(at)
                     .close_line();
             }
@@ -112,6 +141,28 @@ mod tests {
         assert_eq!(
             line,
             "bess_status,site=s,device=d online=false,poll_ms=12.5,errors=2 1795838400250\n"
+        );
+    }
+
+    #[test]
+    fn the_site_state_is_written_by_role_and_leaves_out_what_is_not_measured() {
+        let at: jiff::Timestamp = "2026-11-28T04:00:00.250Z".parse().unwrap();
+        let e = Event::SiteState {
+            site: "lab".into(),
+            at,
+            soc: Some(63.5),
+            battery_power_kw: Some(-250.0),
+            grid_power_kw: None,
+            band: "valley".into(),
+            price: 0.379188,
+        };
+        let r = encode(&e).unwrap();
+        assert_eq!(
+            String::from_utf8(r.payload).unwrap(),
+            format!(
+                "bess_site,site=lab,band=valley price=0.379188,soc=63.5,battery_power_kw=-250 {}\n",
+                at.as_millisecond()
+            )
         );
     }
 }

@@ -54,7 +54,8 @@ pub fn encode(prefix: &str, e: &Event) -> Option<Record> {
             json!({ "ts": rfc3339(*at), "currency": currency, "today": summary(today), "month": summary(month), "lifetime": summary(lifetime) })
                 .to_string(),
         ),
-        Event::PollStatus { .. } => return None,
+        // The contract's topics carry these already (device states, tariff).
+        Event::PollStatus { .. } | Event::SiteState { .. } => return None,
     };
     Some(Record {
         at_ms,

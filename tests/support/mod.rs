@@ -889,6 +889,23 @@ pub fn simulator(sites: usize) -> SimHandle {
     simulator_with((0..sites).map(bessmon::sim::SiteParams::standard).collect())
 }
 
+/// One simulated site that charges for the next half hour of local time,
+/// so a ledger has energy to book whatever the hour.
+pub fn charging_site() -> SimHandle {
+    use bessmon::sim::physics::Schedule;
+    use bessmon::sim::SiteParams;
+    let local = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap());
+    let minute = local.hour() as u32 * 60 + local.minute() as u32;
+    let params = SiteParams {
+        schedule: Schedule {
+            charge: vec![(0, (minute + 30).min(1440))],
+            discharge: vec![],
+        },
+        ..SiteParams::standard(0)
+    };
+    simulator_with(vec![params])
+}
+
 /// Simulated sites of the given parameters, on the wall clock.
 pub fn simulator_with(params: Vec<bessmon::sim::SiteParams>) -> SimHandle {
     use std::net::{IpAddr, Ipv4Addr};
