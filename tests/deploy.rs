@@ -378,3 +378,65 @@ fn time_zones_work_where_the_system_has_no_zoneinfo() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_alert_rules_pass_promtool_and_name_only_metrics_bessmon_serves() {
+    let dir = root().join("deploy/prometheus");
+    let promtool = require("promtool");
+    for args in [
+        ["check", "rules", "bessmon-alerts.yml"],
+        ["test", "rules", "bessmon-alerts.test.yml"],
+    ] {
+        let out = Command::new(&promtool)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Every bessmon_ metric a rule uses is a family of a daemon's /metrics
+    // (with both sinks configured, so their families are there too).
+    let sim = simulator(1);
+    let cfg = sim_site_config(&sim);
+    let text = std::fs::read_to_string(&cfg.path).unwrap().replace(
+        "[[sites]]",
+        &format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[influxdb]\nurl = \"http://127.0.0.1:{}\"\nbucket = \"b\"\n[[sites]]",
+            free_port(),
+            free_port()
+        ),
+    );
+    std::fs::write(&cfg.path, text).unwrap();
+    let mut d = Daemon::start(&cfg.path);
+    let (code, metrics) = http("GET", d.http_port(), "/metrics", "", None);
+    assert_eq!(code, 200);
+    assert_eq!(d.terminate(), Some(0));
+    let families: BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let rules = std::fs::read_to_string(dir.join("bessmon-alerts.yml")).unwrap();
+    let mut used = 0;
+    for (i, _) in rules.match_indices("bessmon_") {
+        let name: String = rules[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        // Alert names are CamelCase; metric names are what we are after.
+        if name.chars().any(|c| c.is_ascii_uppercase()) || rules[..i].ends_with("job=\"") {
+            continue;
+        }
+        assert!(
+            families.contains(name.as_str()),
+            "{name} is not served: {families:?}"
+        );
+        used += 1;
+    }
+    assert!(used >= 9, "{used} metrics named");
+}

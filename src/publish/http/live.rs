@@ -1,6 +1,7 @@
 //! What the HTTP side shows: the latest state of every site and device, kept
 //! current by the daemon loop, plus the counters `/metrics` renders.
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -33,6 +34,9 @@ pub struct SiteLive {
     pub id: String,
     pub name: String,
     pub currency: String,
+    /// For `/metrics`: how old the tariff's prices in force are.
+    #[serde(skip)]
+    pub tariff_def: Option<Arc<crate::account::tariff::Tariff>>,
     pub tariff_id: String,
     pub capacity_kwh: f64,
     pub rated_power_kw: f64,
@@ -117,6 +121,7 @@ impl Live {
                     name: s.name.clone(),
                     currency: s.tariff.currency.clone(),
                     tariff_id: s.tariff.id.clone(),
+                    tariff_def: Some(s.tariff.clone()),
                     capacity_kwh: s.capacity_kwh,
                     rated_power_kw: s.rated_power_kw,
                     devices: s

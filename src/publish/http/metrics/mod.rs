@@ -21,7 +21,7 @@ use super::Shared;
 pub fn render(live: &Live, shared: &Shared) -> String {
     let mut t = text::Text::with_capacity(16 * 1024);
     polling::write(&mut t, live);
-    ledger::write(&mut t, live);
+    ledger::write(&mut t, live, shared.clock.now());
     delivery::write(&mut t, shared);
     t.finish()
 }
