@@ -146,3 +146,122 @@ fn the_dashboard_shows_what_the_api_says_and_updates() {
         shot.display()
     );
 }
+
+/// `bessmon demo` with `sites` sites; its dashboard URL and HTTP port.
+fn demo(sites: usize) -> (Proc, String, u16) {
+    let mut child = Command::new(bin())
+        .args([
+            "demo",
+            "--http",
+            "127.0.0.1:0",
+            "--sites",
+            &sites.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    let url = first.strip_prefix("dashboard: ").unwrap().to_string();
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    wait_for_port(port);
+    (Proc(child), url, port)
+}
+
+/// The site ids of the fleet table's rows, in the order shown.
+fn fleet_rows(dom: &str) -> Vec<String> {
+    let body = dom
+        .split("id=\"fleet-rows\"")
+        .nth(1)
+        .and_then(|b| b.split("</tbody>").next())
+        .unwrap_or("");
+    body.split("<tr class=\"site")
+        .skip(1)
+        .filter_map(|r| {
+            r.split("data-id=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
+fn three_hundred_sites_open_on_a_fleet_view_in_natural_order() {
+    let (_demo, url, port) = demo(300);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, body) = http("GET", port, "/api/v1/sites", "", None);
+        let list: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let ready = list.as_array().is_some_and(|l| {
+            l.len() == 300 && l.iter().all(|s| s["net_savings_month"].is_number())
+        });
+        if ready {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "300 sites with savings within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let dom = chromium(&["--dump-dom"], &url);
+    let rows = fleet_rows(&dom);
+    assert_eq!(rows.len(), 300, "one row per site");
+    // No problems in the demo, so natural order: demo-2 before demo-10 before demo-100.
+    let at = |id: &str| rows.iter().position(|r| r == id).unwrap();
+    assert!(
+        at("demo-2") < at("demo-10") && at("demo-10") < at("demo-100"),
+        "{:?}",
+        &rows[..12]
+    );
+    assert!(dom.contains("300 of 300 sites"));
+    assert!(
+        dom.contains("<tfoot id=\"fleet-totals\"><tr><td>300 sites</td><td>900/900</td>"),
+        "fleet totals"
+    );
+    let refreshes: u32 = dom
+        .split("data-refreshes=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .expect("refresh counter");
+    assert!(
+        refreshes >= 2,
+        "the page keeps refreshing with 300 sites ({refreshes})"
+    );
+
+    // A filter narrows the table.
+    let dom = chromium(&["--dump-dom"], &format!("{url}?filter=demo-29"));
+    let mut rows = fleet_rows(&dom);
+    rows.sort();
+    let mut want: Vec<String> = std::iter::once("demo-29".to_string())
+        .chain((290..300).map(|k| format!("demo-{k}")))
+        .collect();
+    want.sort();
+    assert_eq!(rows, want);
+
+    // A site's row opens its card, times in the site's zone.
+    let dom = chromium(&["--dump-dom"], &format!("{url}#site=demo-7"));
+    assert!(dom.contains("id=\"site-demo-7\""), "the card of demo-7");
+    assert!(
+        !dom.contains("id=\"site-demo-8\""),
+        "only the chosen site's card"
+    );
+    let tz = http("GET", port, "/api/v1/sites/demo-7", "", None).1;
+    let tz: Value = serde_json::from_str(&tz).unwrap();
+    let zone = tz["timezone"].as_str().unwrap();
+    assert!(
+        dom.contains(&format!("({zone})")),
+        "the band's end in {zone}"
+    );
+}

@@ -428,9 +428,19 @@ fn update_live(l: &mut Live, e: &Event) {
                 });
             }
         }
-        Event::Savings { site, today, .. } => {
+        Event::Savings {
+            site,
+            at,
+            today,
+            month,
+            lifetime,
+            ..
+        } => {
             if let Some(s) = l.sites.get_mut(&**site) {
                 s.today = Some((**today).clone());
+                s.month_net_savings = Some(month.net_savings);
+                s.lifetime_net_savings = Some(lifetime.net_savings);
+                s.savings_at = Some(crate::timefmt::rfc3339(*at));
             }
         }
         _ => {}

@@ -38,6 +38,8 @@ pub struct SiteLive {
     #[serde(skip)]
     pub tariff_def: Option<Arc<crate::account::tariff::Tariff>>,
     pub tariff_id: String,
+    /// The site's IANA zone: the dashboard shows its times in it.
+    pub timezone: String,
     pub capacity_kwh: f64,
     pub rated_power_kw: f64,
     pub soc: Option<f64>,
@@ -47,6 +49,12 @@ pub struct SiteLive {
     pub grid_power_kw: Option<f64>,
     pub tariff: Option<TariffNow>,
     pub today: Option<Report>,
+    /// Net savings this month and over the lifetime, from the same moment
+    /// as `today` (one snapshot, never figures of different ages side by side).
+    pub month_net_savings: Option<f64>,
+    pub lifetime_net_savings: Option<f64>,
+    /// When `today` and the two above were taken (RFC 3339).
+    pub savings_at: Option<String>,
     pub devices: BTreeMap<String, DeviceLive>,
     /// The last 24 hours of power and SOC, one point a minute (for the dashboard).
     #[serde(skip)]
@@ -122,6 +130,7 @@ impl Live {
                     currency: s.tariff.currency.clone(),
                     tariff_id: s.tariff.id.clone(),
                     tariff_def: Some(s.tariff.clone()),
+                    timezone: s.tariff.timezone.clone(),
                     capacity_kwh: s.capacity_kwh,
                     rated_power_kw: s.rated_power_kw,
                     devices: s
@@ -156,6 +165,9 @@ impl Live {
             site.grid_power_kw = old.grid_power_kw;
             site.tariff = old.tariff.take();
             site.today = old.today.take();
+            site.month_net_savings = old.month_net_savings;
+            site.lifetime_net_savings = old.lifetime_net_savings;
+            site.savings_at = old.savings_at.take();
             site.history = std::mem::take(&mut old.history);
         }
         fresh.devices = std::mem::take(&mut self.devices)

@@ -187,18 +187,33 @@ async fn status(State(s): State<Shared>) -> Json<serde_json::Value> {
     }))
 }
 
+/// Every site in one answer, with what the fleet view sorts and filters on
+/// and what needs attention first.
 async fn sites(State(s): State<Shared>) -> Json<serde_json::Value> {
     let live = read(&s.live);
     let list: Vec<_> = live
         .sites
         .values()
         .map(|x| {
+            let online = x.devices.values().filter(|d| d.online).count();
+            let quarantined = x.today.as_ref().map_or(0.0, |t| t.quarantined_kwh);
+            let mut problems = Vec::new();
+            if online < x.devices.len() {
+                problems.push(format!("{} of {} devices offline", x.devices.len() - online, x.devices.len()));
+            }
+            if quarantined > 0.0 {
+                problems.push(format!("{quarantined:.1} kWh quarantined today"));
+            }
             json!({
-                "id": x.id, "name": x.name, "currency": x.currency, "soc": x.soc,
-                "battery_power_kw": x.battery_power_kw, "grid_power_kw": x.grid_power_kw,
+                "id": x.id, "name": x.name, "currency": x.currency, "timezone": x.timezone,
+                "soc": x.soc, "battery_power_kw": x.battery_power_kw, "grid_power_kw": x.grid_power_kw,
                 "tariff": x.tariff, "savings_today": x.today.as_ref().map(|t| t.total.savings),
                 "net_savings_today": x.today.as_ref().map(|t| t.net_savings),
-                "devices_online": x.devices.values().filter(|d| d.online).count(), "devices": x.devices.len(),
+                "net_savings_month": x.month_net_savings,
+                "savings_at": x.savings_at,
+                "quarantined_kwh_today": quarantined,
+                "devices_online": online, "devices": x.devices.len(),
+                "problems": problems,
             })
         })
         .collect();
