@@ -532,3 +532,107 @@ fn every_promql_query_of_the_shipped_dashboard_finds_series_in_victoriametrics()
     );
     assert_eq!(json(&body)["data"], serde_json::json!(["lab"]), "{body}");
 }
+
+#[test]
+fn victoriametrics_refusing_the_token_keeps_the_spool_until_a_reload_fixes_it() {
+    let vm = VictoriaMetrics::start_with_auth("bess", "s3cret");
+    let sim = simulator(1);
+    let v2 = format!(
+        "[influxdb]\nurl = \"http://127.0.0.1:{}\"\napi = \"v2\"\nbucket = \"bess\"\ntoken = \"expired\"\nflush_interval = \"200ms\"\n",
+        vm.port
+    );
+    let cfg = config(sim.sim.addrs[0].port(), &v2);
+    let mut daemon = Daemon::start(&cfg.path);
+    let line = daemon.wait_log("nothing is written, the data stays spooled");
+    assert!(line.contains("401") && line.contains("ERROR"), "{line}");
+    let port = daemon.http_port();
+    assert_eq!(http("GET", port, "/readyz", "", None).0, 503);
+    wait_for_requests(&sim.sim.sites[0], 60, "polls while VictoriaMetrics refuses");
+    let spooled = daemon
+        .metric("bessmon_spool_entries{sink=\"influxdb\"}")
+        .unwrap();
+    assert!(spooled > 0.0, "kept in the spool");
+    // Every PCS poll made so far happened before `fixed`.
+    let polled = daemon
+        .metric("bessmon_polls_total{site=\"lab\",device=\"pcs\"}")
+        .unwrap();
+    let fixed = Timestamp::now() + jiff::SignedDuration::from_secs(1);
+    // The right credentials, by the v1 API's basic auth, and a reload.
+    cfg.rewrite(&format!(
+        "[influxdb]\nurl = \"http://127.0.0.1:{}\"\napi = \"v1\"\ndatabase = \"bess\"\nusername = \"bess\"\npassword = \"s3cret\"\nflush_interval = \"200ms\"\n\n{}",
+        vm.port,
+        sized_site_toml("200ms", 2000.0, 1000.0, &sim_devices(sim.sim.addrs[0].port(), "1s"))
+    ));
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &daemon.proc.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    daemon.wait_log("reloaded");
+    // Everything polled before the fix arrives: the first poll's status is there.
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = http(
+            "GET",
+            vm.port,
+            &format!(
+                "/api/v1/query?query={}&time={}",
+                url_encode("count_over_time(bess_status_online{device=\"pcs\"}[10m])"),
+                fixed.as_second()
+            ),
+            "",
+            Some(&format!("Basic {}", base64_basic("bess", "s3cret"))),
+        );
+        assert_eq!(status, 200, "{body}");
+        let r = json(&body);
+        let n = r["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if n >= polled {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "60 s after the fix, {n} of the {polled} PCS statuses from before it: {body}"
+        );
+        http(
+            "GET",
+            vm.port,
+            "/internal/force_flush",
+            "",
+            Some(&format!("Basic {}", base64_basic("bess", "s3cret"))),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let dead = cfg.dir.path().join("state/influxdb-dead-letter");
+    assert!(
+        std::fs::read_dir(&dead).map_or(true, |mut d| d.next().is_none()),
+        "nothing dead-lettered"
+    );
+    assert_eq!(daemon.terminate(), Some(0));
+}
+
+/// `user:password` in base64, for an HTTP basic Authorization header.
+fn base64_basic(user: &str, password: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = format!("{user}:{password}").into_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

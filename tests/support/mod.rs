@@ -757,14 +757,28 @@ pub struct VictoriaMetrics {
     pub proc: Option<Proc>,
     pub port: u16,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl VictoriaMetrics {
     pub fn start() -> VictoriaMetrics {
+        Self::start_with(&[])
+    }
+
+    /// With HTTP basic authentication on every endpoint (`-httpAuth.*`).
+    pub fn start_with_auth(user: &str, password: &str) -> VictoriaMetrics {
+        Self::start_with(&[
+            format!("-httpAuth.username={user}"),
+            format!("-httpAuth.password={password}"),
+        ])
+    }
+
+    fn start_with(extra: &[String]) -> VictoriaMetrics {
         let mut vm = VictoriaMetrics {
             proc: None,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
+            extra: extra.to_vec(),
         };
         vm.resume();
         vm
@@ -772,6 +786,7 @@ impl VictoriaMetrics {
 
     pub fn resume(&mut self) {
         let child = Command::new(require("victoria-metrics"))
+            .args(&self.extra)
             .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
             .arg(format!("-storageDataPath={}", self.dir.path().display()))
             .arg("-loggerLevel=ERROR")
