@@ -214,6 +214,14 @@ pub async fn run(
         daemon.state_dir.display()
     );
     let mut notifier = notify::Notifier::from_env();
+    if let Some(every) = notifier.watchdog_every.filter(|e| *e < Duration::from_secs(5)) {
+        // The loop that feeds the watchdog also commits the ledger and
+        // applies reloads; on a slow disk one of those can take seconds.
+        tracing::warn!(
+            "WatchdogSec={}s is short: a ledger commit or a reload on a slow disk can take seconds and get the daemon killed; 30s or more is safe",
+            (every * 2).as_secs_f64()
+        );
+    }
     if v.sites.is_empty() {
         notifier.ready_now();
     }
