@@ -214,7 +214,10 @@ pub async fn run(
         daemon.state_dir.display()
     );
     let mut notifier = notify::Notifier::from_env();
-    if let Some(every) = notifier.watchdog_every.filter(|e| *e < Duration::from_secs(5)) {
+    if let Some(every) = notifier
+        .watchdog_every
+        .filter(|e| *e < Duration::from_secs(5))
+    {
         // The loop that feeds the watchdog also commits the ledger and
         // applies reloads; on a slow disk one of those can take seconds.
         tracing::warn!(
