@@ -48,28 +48,7 @@ fn text_of(dom: &str, id: &str) -> String {
 
 #[test]
 fn the_dashboard_shows_what_the_api_says_and_updates() {
-    let mut child = Command::new(bin())
-        .args(["demo", "--http", "127.0.0.1:0", "--sites", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    let _demo = Proc(child);
-    let url = first
-        .strip_prefix("dashboard: ")
-        .unwrap_or_else(|| panic!("the demo prints the dashboard first, not {first:?}"))
-        .to_string();
-    let port: u16 = url
-        .trim_end_matches('/')
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .parse()
-        .unwrap();
-    wait_for_port(port);
+    let (_demo, url, port) = demo(2);
     let site = |id: &str| -> Value {
         serde_json::from_str(&http("GET", port, &format!("/api/v1/sites/{id}"), "", None).1)
             .unwrap()

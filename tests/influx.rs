@@ -400,8 +400,8 @@ fn bad_data_is_set_apart_record_by_record_and_the_rest_is_written() {
     let influx = InfluxV1::start(false);
     influx.query("CREATE DATABASE bess", "", None);
     // A string where bessmon writes a float, in a field only the PCS has:
-    // every PCS line now conflicts,
-    // the BMS's and the meter's lines in the same batches do not.
+    // every PCS line now conflicts, the BMS's and the meter's lines in the
+    // same batches do not.
     let sim = simulator(1);
     let cfg = config(
         sim.sim.addrs[0].port(),
