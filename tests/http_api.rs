@@ -210,7 +210,20 @@ fn the_bearer_token_guards_everything_but_the_probes() {
             401,
             "{path} with the token"
         );
+        let sep = if path.contains('?') { '&' } else { '?' };
+        assert_eq!(
+            get(port, &format!("{path}{sep}token=t0ken"), None).0,
+            401,
+            "{path}: never a token in the URL"
+        );
     }
+    // The dashboard page itself is static and public; its data is not.
+    let (code, page) = get(port, "/", None);
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("<title>bessmon</title>") && page.contains("token-form"),
+        "the page, which asks for the token"
+    );
     assert_eq!(d.terminate(), Some(0));
     // A scraper that cannot send a token: /metrics made public, the rest not.
     let text = std::fs::read_to_string(&cfg.path)

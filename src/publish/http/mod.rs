@@ -64,7 +64,6 @@ fn read(live: &RwLock<Live>) -> std::sync::RwLockReadGuard<'_, Live> {
 
 pub fn router(shared: Shared) -> Router {
     let mut guarded = Router::new()
-        .route("/", get(dashboard::page))
         .route("/api/v1/status", get(status))
         .route("/api/v1/sites", get(sites))
         .route("/api/v1/sites/{id}", get(site))
@@ -72,7 +71,10 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/v1/sites/{id}/days", get(days))
         .route("/api/v1/sites/{id}/history", get(history));
     // Probes reveal nothing and cannot carry a token in every orchestrator.
+    // The dashboard page is static and holds no data; it asks for the token
+    // and sends it with each API request.
     let mut public = Router::new()
+        .route("/", get(dashboard::page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if shared.metrics_public {
@@ -91,21 +93,28 @@ async fn healthz(State(s): State<Shared>) -> Response {
     }
 }
 
-/// Everything but the probes (and `/metrics` when made public) needs the
-/// bearer token when one is configured.
+/// Equal, in time that does not depend on where two tokens first differ
+/// (only on their lengths), so a token cannot be guessed byte by byte.
+fn same_token(given: &[u8], token: &[u8]) -> bool {
+    let mut diff = (given.len() != token.len()) as u8;
+    for (i, t) in token.iter().enumerate() {
+        diff |= given.get(i).copied().unwrap_or(0) ^ t;
+    }
+    diff == 0
+}
+
+/// Everything but the probes, the static dashboard page (and `/metrics`
+/// when made public) needs the bearer token when one is configured. Only in
+/// the Authorization header: a token in a URL ends up in proxy logs,
+/// browser history and Referer headers.
 async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
     if let Some(token) = &s.token {
-        let header_token = req
+        let given = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        // The dashboard page is opened in a browser: it may carry the token as ?token=.
-        let query_token = req
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
-        if header_token != Some(&**token) && query_token != Some(&**token) {
+        if !given.is_some_and(|g| same_token(g.as_bytes(), token.as_bytes())) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -306,5 +315,19 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Shared, stop: Canc
         .await
     {
         tracing::error!("HTTP server on {local:?} stopped: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_token;
+
+    #[test]
+    fn tokens_match_only_when_equal() {
+        assert!(same_token(b"t0ken", b"t0ken"));
+        assert!(!same_token(b"t0ken", b"t0kem"));
+        assert!(!same_token(b"t0ke", b"t0ken"));
+        assert!(!same_token(b"t0ken!", b"t0ken"));
+        assert!(!same_token(b"", b"t0ken"));
     }
 }
