@@ -5,7 +5,6 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bessmon::sim::physics::Schedule;
 use bessmon::sim::{self, SiteParams};
@@ -118,15 +117,15 @@ fn sigkill_and_restart_lose_and_double_count_nothing() {
 
     // Let the counters run; kill B without warning part-way, restart it, run on.
     clock.run();
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_requests(sb, 30, "B's polls before the kill");
     let Daemon {
         proc: mut b_proc, ..
     } = b;
     b_proc.0.kill().unwrap(); // SIGKILL
     b_proc.0.wait().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_requests(sa, 30, "the counters running on while B is down");
     let b = start_daemon(cfg_b);
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_requests(sb, 30, "B's polls after its restart");
 
     // Stop the counters; make sure both daemons have read the final values.
     freeze_and_stop(&p, a, b);
