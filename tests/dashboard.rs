@@ -258,16 +258,7 @@ fn three_hundred_sites_open_on_a_fleet_view_in_natural_order() {
 fn behind_a_token_the_page_asks_for_it_and_shows_nothing_else() {
     let sim = simulator(1);
     let cfg = sim_site_config(&sim);
-    let token_file = cfg.dir.path().join("token");
-    std::fs::write(&token_file, "t0ken\n").unwrap();
-    let text = std::fs::read_to_string(&cfg.path).unwrap().replace(
-        "http_listen = \"127.0.0.1:0\"\n",
-        &format!(
-            "http_listen = \"127.0.0.1:0\"\nhttp_token_file = {:?}\n",
-            token_file.display().to_string()
-        ),
-    );
-    std::fs::write(&cfg.path, text).unwrap();
+    cfg.protect_api("t0ken");
     let mut d = Daemon::start(&cfg.path);
     let url = format!("http://127.0.0.1:{}/", d.http_port());
     let dom = chromium(&["--dump-dom"], &url);

@@ -176,18 +176,8 @@ fn parsed_by_the_reference_client(text: &str) {
 #[test]
 fn the_bearer_token_guards_everything_but_the_probes() {
     let sim = simulator(1);
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "t0ken\n").unwrap();
     let cfg = sim_site_config(&sim);
-    let text = std::fs::read_to_string(&cfg.path).unwrap().replace(
-        "http_listen = \"127.0.0.1:0\"\n",
-        &format!(
-            "http_listen = \"127.0.0.1:0\"\nhttp_token_file = {:?}\n",
-            token_file.display().to_string()
-        ),
-    );
-    std::fs::write(&cfg.path, text).unwrap();
+    cfg.protect_api("t0ken");
     let mut d = Daemon::start(&cfg.path);
     let port = d.http_port();
     // Kubernetes probes cannot carry a token; they reveal nothing.

@@ -180,6 +180,20 @@ impl TestConfig {
         TestConfig { dir, path }
     }
 
+    /// Guards the HTTP API with `token` (in a file beside the config).
+    pub fn protect_api(&self, token: &str) {
+        let token_file = self.dir.path().join("token");
+        std::fs::write(&token_file, format!("{token}\n")).unwrap();
+        let text = std::fs::read_to_string(&self.path).unwrap().replace(
+            "http_listen = \"127.0.0.1:0\"\n",
+            &format!(
+                "http_listen = \"127.0.0.1:0\"\nhttp_token_file = {:?}\n",
+                token_file.display().to_string()
+            ),
+        );
+        std::fs::write(&self.path, text).unwrap();
+    }
+
     /// Replaces the config file, keeping the state directory (as an operator editing it would).
     pub fn rewrite(&self, body: &str) {
         let fresh = TestConfig::new(body);
