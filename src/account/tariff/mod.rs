@@ -69,6 +69,12 @@ impl Tariff {
         prices::on(&self.price_sets, date)
     }
 
+    /// When the prices in force on a local date took effect, for a tariff
+    /// with dated price changes (None while the file's base prices apply).
+    pub fn prices_since(&self, date: Date) -> Option<Date> {
+        prices::since(&self.price_sets, date)
+    }
+
     /// Parses and checks a tariff file; `source` names it in every error.
     pub fn parse(source: &Path, text: &str) -> Result<Tariff, Vec<ValidationError>> {
         let file: TariffFile = toml::from_str(text).map_err(|e| {

@@ -71,12 +71,20 @@ pub(super) fn price_sets(
     sets
 }
 
+fn index_on(sets: &[(Date, Vec<f64>)], date: Date) -> usize {
+    sets.partition_point(|(from, _)| *from <= date)
+        .saturating_sub(1)
+}
+
 /// The set in force on a local date.
 pub(super) fn on(sets: &[(Date, Vec<f64>)], date: Date) -> &[f64] {
-    let i = sets
-        .partition_point(|(from, _)| *from <= date)
-        .saturating_sub(1);
-    &sets[i].1
+    &sets[index_on(sets, date)].1
+}
+
+/// The first local date of the set in force on `date`; None for the file's
+/// base prices, which have no start.
+pub(super) fn since(sets: &[(Date, Vec<f64>)], date: Date) -> Option<Date> {
+    Some(sets[index_on(sets, date)].0).filter(|d| *d != Date::MIN)
 }
 
 #[cfg(test)]
@@ -111,6 +119,8 @@ mod tests {
         // Bands are sorted by name: peak, valley.
         assert_eq!(on(&sets, date(2025, 5, 31)), [1.13, 0.38]);
         assert_eq!(on(&sets, date(2025, 6, 1)), [1.20, 0.40]);
+        assert_eq!(since(&sets, date(2025, 7, 9)), Some(date(2025, 6, 1)));
+        assert_eq!(since(&sets, date(2025, 5, 31)), None, "the base prices");
     }
 
     #[test]

@@ -3,23 +3,16 @@ use super::super::live::{Live, ANOMALY_KINDS};
 use super::text::Text;
 use crate::account::report::Report;
 
-/// Days since the price set in force on `at`'s local date began, for a
+/// Days since the prices in force on `at`'s local date took effect, for a
 /// tariff whose prices change by date (agency purchase prices are published
-/// monthly); None for a tariff with one set of prices.
+/// monthly); None while a tariff's base prices apply.
 pub fn price_set_age_days(
     tariff: &crate::account::tariff::Tariff,
     at: jiff::Timestamp,
 ) -> Option<i64> {
-    if tariff.price_sets.len() < 2 {
-        return None;
-    }
     let today = tariff.tz.to_datetime(at).date();
-    let from = tariff
-        .price_sets
-        .iter()
-        .rev()
-        .map(|(d, _)| *d)
-        .find(|d| *d <= today)?;
+    // While the file's base prices apply their age is unknown: no figure.
+    let from = tariff.prices_since(today)?;
     Some(i64::from(today.since(from).ok()?.get_days()))
 }
 
