@@ -192,6 +192,14 @@ impl Live {
 
     pub fn on_sample(&mut self, s: &Sample) {
         let (site, device) = (s.device.site.to_string(), s.device.device.to_string());
+        // A sample already queued from a device a reload removed.
+        if !self
+            .sites
+            .get(&site)
+            .is_some_and(|x| x.devices.contains_key(&device))
+        {
+            return;
+        }
         let m = self
             .devices
             .entry((site.clone(), device.clone()))
