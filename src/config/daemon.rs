@@ -70,7 +70,7 @@ pub fn check(
     let http_token = match &d.http_token_file {
         None => None,
         Some(f) if super::secret::unverifiable(f) => None,
-        Some(f) => match std::fs::read_to_string(f) {
+        Some(f) => match super::secret::read_text(f) {
             Ok(t) if t.trim().is_empty() => {
                 ok = false;
                 e(
@@ -85,10 +85,7 @@ pub fn check(
             Ok(t) => Some(t.trim().to_string()),
             Err(err) => {
                 ok = false;
-                e(
-                    "daemon.http_token_file".into(),
-                    format!("cannot read {}: {err}", f.display()),
-                );
+                e("daemon.http_token_file".into(), err);
                 None
             }
         },

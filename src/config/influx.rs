@@ -75,14 +75,9 @@ fn secret(
     let file = &file.clone().filter(|f| !super::secret::unverifiable(f));
     match (value, file) {
         (Some(v), _) => Ok(Some(v.clone())),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-            .map_err(|err| {
-                e(
-                    format!("influxdb.{key}_file"),
-                    format!("cannot read {}: {err}", f.display()),
-                )
-            }),
+        (None, Some(f)) => super::secret::read_text(f)
+            .map(Some)
+            .map_err(|err| e(format!("influxdb.{key}_file"), err)),
         (None, None) => Ok(None),
     }
 }

@@ -106,13 +106,8 @@ pub fn parse_url(url: &str) -> Result<(bool, String, u16), String> {
 
 /// Reads a secret or certificate file, reporting a failure under `mqtt.{key}`.
 fn read(path: &Path, key: &str, e: &mut impl FnMut(String, String)) -> Option<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|err| {
-            e(
-                format!("mqtt.{key}"),
-                format!("cannot read {}: {err}", path.display()),
-            )
-        })
+    super::secret::read(path)
+        .map_err(|err| e(format!("mqtt.{key}"), err))
         .ok()
 }
 

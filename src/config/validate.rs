@@ -96,8 +96,14 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
         ]);
     }
     for (key, path) in files {
-        if let Some(p) = path.as_deref().filter(|p| super::secret::unverifiable(p)) {
+        let Some(p) = path.as_deref() else { continue };
+        if super::secret::unverifiable(p) {
             warn(super::secret::warning(key, p));
+        } else if !matches!(key, "mqtt.ca_file" | "mqtt.client_cert_file") {
+            // Certificates are public; keys, passwords and tokens are not.
+            if let Some(w) = super::secret::exposed(key, p) {
+                warn(w);
+            }
         }
     }
     let spool_max_bytes = parse_bytes(&config.spool.max_bytes).unwrap_or_else(|m| {

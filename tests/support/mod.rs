@@ -605,10 +605,16 @@ impl Daemon {
 
     /// `bessmon run -c CONFIG` followed by `args`.
     pub fn start_with(config: &Path, args: &[&str]) -> Daemon {
+        Daemon::start_env(config, args, &[])
+    }
+
+    /// As `start_with`, with these environment variables set.
+    pub fn start_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(bin())
             .args(["run", "-c"])
             .arg(config)
             .args(args)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -698,6 +704,15 @@ impl Daemon {
             .args(["-TERM", &self.proc.0.id().to_string()])
             .status();
         self.proc.0.wait().unwrap().code()
+    }
+
+    /// Stops the daemon (SIGTERM) and returns every line it logged, with its exit code.
+    pub fn finish(mut self) -> (Option<i32>, Vec<String>) {
+        let code = self.terminate();
+        // The reader thread ends at EOF, closing the channel.
+        let mut lines = self.seen.take();
+        lines.extend(self.log.iter());
+        (code, lines)
     }
 
     pub fn kill(&mut self) {
