@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod duration;
+pub mod fuzzing;
 pub mod log_throttle;
 pub mod outbox;
 pub mod publish;

@@ -11,7 +11,8 @@
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use super::energy::{Measured, Observation};
+use super::energy::{Measured, Observation, SiteAccount, SiteSetup};
+use super::report::{Period, Report};
 use crate::role::Role;
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +180,45 @@ impl<R: std::io::Read> CsvHistory<R> {
         }
         Ok(true)
     }
+}
+
+/// Runs a CSV history through a fresh account for `setup`'s site; what the
+/// account has to say (gaps, glitches) goes to `say` as it happens.
+pub fn replay<R: std::io::Read>(
+    setup: SiteSetup,
+    name: &str,
+    reader: R,
+    period: Period,
+    mut say: impl FnMut(&str),
+) -> Result<Report, CsvError> {
+    let mut history = CsvHistory::new(name, reader, setup.tariff.tz.clone())?;
+    let mut setup = setup;
+    setup.battery_counters = history.columns.has(Role::ChargeEnergyTotal)
+        && history.columns.has(Role::DischargeEnergyTotal);
+    setup.import_counter = history.columns.has(Role::GridImportEnergyTotal);
+    setup.battery_power = history.columns.has(Role::BatteryPower);
+    setup.sources = history
+        .columns
+        .roles
+        .iter()
+        .map(|r| (*r, std::sync::Arc::from("csv")))
+        .collect();
+    let mut account = SiteAccount::new(
+        setup,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    );
+    let mut row = Vec::new();
+    while history.next_row(&mut row)? {
+        account.observe_all(&row);
+        for m in account.messages.drain(..) {
+            say(&m);
+        }
+    }
+    // Settle the demand windows still open so their peaks count.
+    account.finish();
+    Ok(account.report(period))
 }
 
 #[cfg(test)]

@@ -1,15 +1,13 @@
 //! `bessmon replay`: recompute a site's ledger from a CSV history with the
 //! daemon's own accounting (what-if with another tariff, or backfill).
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::report::Format;
 use super::{find_site, load_config, parse_period, Failure, Outcome};
 use crate::account::accountant::setup_for;
-use crate::account::energy::{SiteAccount, SiteSetup};
-use crate::account::replay::CsvHistory;
+use crate::account::energy::SiteSetup;
+use crate::account::replay::replay;
 use crate::account::report::{Period, Report};
-use crate::role::Role;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,7 +26,7 @@ pub struct Args {
     pub format: Format,
 }
 
-/// Runs a CSV history through a fresh account; the engine `run` uses too.
+/// Runs a CSV history file through a fresh account; the engine `run` uses too.
 pub fn replay_csv(
     setup: SiteSetup,
     csv: &std::path::Path,
@@ -36,33 +34,10 @@ pub fn replay_csv(
 ) -> Result<Report, Failure> {
     let file =
         std::fs::File::open(csv).map_err(|e| Failure::input(format!("{}: {e}", csv.display())))?;
-    let mut history = CsvHistory::new(&csv.display().to_string(), file, setup.tariff.tz.clone())
-        .map_err(|e| Failure::input(e.to_string()))?;
-    let mut setup = setup;
-    setup.battery_counters = history.columns.has(Role::ChargeEnergyTotal)
-        && history.columns.has(Role::DischargeEnergyTotal);
-    setup.import_counter = history.columns.has(Role::GridImportEnergyTotal);
-    setup.battery_power = history.columns.has(Role::BatteryPower);
-    setup.sources = history
-        .columns
-        .roles
-        .iter()
-        .map(|r| (*r, std::sync::Arc::from("csv")))
-        .collect();
-    let mut account = SiteAccount::new(setup, Default::default(), BTreeMap::new(), BTreeMap::new());
-    let mut row = Vec::new();
-    while history
-        .next_row(&mut row)
-        .map_err(|e| Failure::input(e.to_string()))?
-    {
-        account.observe_all(&row);
-        for m in account.messages.drain(..) {
-            tracing::warn!("{m}");
-        }
-    }
-    // Settle the demand windows still open so their peaks count.
-    account.finish();
-    Ok(account.report(period))
+    replay(setup, &csv.display().to_string(), file, period, |m| {
+        tracing::warn!("{m}")
+    })
+    .map_err(|e| Failure::input(e.to_string()))
 }
 
 pub fn run(a: Args) -> Outcome {

@@ -458,7 +458,7 @@ fn update_live(l: &mut Live, e: &Event) {
     }
 }
 
-fn answer(ask: http::Ask, books: &mut Accountant, now: jiff::Timestamp) {
+pub(crate) fn answer(ask: http::Ask, books: &mut Accountant, now: jiff::Timestamp) {
     match ask {
         http::Ask::Report(site, period, reply) => {
             let _ = reply.send(books.report(&site, period));
