@@ -245,3 +245,90 @@ fn bessmon_health_asks_a_running_daemon() {
     assert_eq!(out.status.code(), Some(2), "nothing listens any more");
     assert!(String::from_utf8_lossy(&out.stderr).contains("/healthz"));
 }
+
+/// What the server sends back on a raw connection before closing it, or
+/// until `within` passes.
+fn answer_of(s: &mut std::net::TcpStream, within: std::time::Duration) -> String {
+    use std::io::Read;
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Large headers, request bodies, clients that never finish their headers
+/// and more connections than the limit: each is refused without harm, and
+/// the API answers again once they are gone.
+#[test]
+fn the_http_server_bounds_headers_bodies_slow_clients_and_connections() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let sim = simulator(1);
+    let cfg = sim_site_config(&sim);
+    let mut d = Daemon::start(&cfg.path);
+    let port = d.http_port();
+    let connect = || TcpStream::connect(("127.0.0.1", port)).unwrap();
+
+    // A header beyond 16 KiB.
+    let mut s = connect();
+    let big = "x".repeat(20 << 10);
+    write!(
+        s,
+        "GET /api/v1/status HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let a = answer_of(&mut s, Duration::from_secs(10));
+    assert!(a.starts_with("HTTP/1.1 431"), "a 20 KiB header: {a:.80}");
+
+    // A body of a megabyte to an API that reads none.
+    let mut s = connect();
+    let body = vec![b'b'; 1 << 20];
+    write!(
+        s,
+        "POST /api/v1/status HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let _ = s.write_all(&body);
+    let a = answer_of(&mut s, Duration::from_secs(10));
+    assert!(
+        a.starts_with("HTTP/1.1 405") || a.starts_with("HTTP/1.1 413"),
+        "a 1 MiB body: {a:.80}"
+    );
+
+    // A client that starts a request and never finishes its headers is cut off.
+    let mut slow = connect();
+    slow.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: a\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let a = answer_of(&mut slow, Duration::from_secs(30));
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the half-sent request was closed after {:?} (the header timeout is 10 s): {a:.80}",
+        started.elapsed()
+    );
+
+    // 64 idle connections take every slot; the next is refused at once.
+    let idle: Vec<TcpStream> = (0..64).map(|_| connect()).collect();
+    let mut extra = connect();
+    let a = answer_of(&mut extra, Duration::from_secs(10));
+    assert!(a.starts_with("HTTP/1.1 503"), "connection 65: {a:.80}");
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // Refused connections are reset, which the `http` helper takes as a failure.
+        let mut s = connect();
+        let _ = s.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        let a = answer_of(&mut s, Duration::from_secs(10));
+        if a.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the API did not answer again within 20 s of the idle connections closing (last {a:.40})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.terminate(), Some(0));
+}

@@ -222,31 +222,19 @@ impl Accountant {
         ))
     }
 
-    /// A site's report for any period, as the API asks for it.
+    /// A site's report for any period.
     pub fn report(&mut self, site: &str, period: Period) -> Option<Report> {
         Some(self.sites.get_mut(site)?.report(period))
     }
 
     /// Per day of `period`: the date, savings, charge and discharge.
     pub fn days(&mut self, site: &str, period: Period) -> Option<Vec<serde_json::Value>> {
-        let a = self.sites.get_mut(site)?;
-        a.ledger.flush();
-        let dates: Vec<jiff::civil::Date> = a
-            .ledger
-            .days
-            .keys()
-            .filter(|d| period.contains(**d))
-            .copied()
-            .collect();
-        Some(
-            dates
-                .into_iter()
-                .map(|d| {
-                    let r = a.report(Period::Day(d));
-                    serde_json::json!({ "date": d.to_string(), "savings": r.total.savings, "net_savings": r.net_savings, "charge_kwh": r.total.charge_kwh, "discharge_kwh": r.total.discharge_kwh })
-                })
-                .collect(),
-        )
+        Some(self.snapshot(site, period)?.days())
+    }
+
+    /// A site's books for `period`, to report from on another thread.
+    pub fn snapshot(&mut self, site: &str, period: Period) -> Option<super::report::Snapshot> {
+        Some(self.sites.get_mut(site)?.snapshot(period))
     }
 
     /// Writes what changed since the last commit, all sites in one transaction.

@@ -593,6 +593,29 @@ impl SiteAccount {
         )
     }
 
+    /// The books for `period` as they stand, copied out so that reports can
+    /// be built away from the loop that keeps them.
+    pub fn snapshot(&mut self, period: super::report::Period) -> super::report::Snapshot {
+        self.ledger.flush();
+        super::report::Snapshot {
+            site: self.setup.site.clone(),
+            tariff: self.setup.tariff.clone(),
+            capacity_kwh: self.setup.capacity_kwh,
+            period,
+            days: period
+                .days_in(&self.ledger.days)
+                .map(|(d, day)| (*d, day.clone()))
+                .collect(),
+            months: self
+                .demand
+                .months
+                .iter()
+                .filter(|(m, _)| period.contains_month(**m))
+                .map(|(m, p)| (*m, *p))
+                .collect(),
+        }
+    }
+
     /// The end of a history: settle the demand windows still open.
     pub fn finish(&mut self) {
         self.demand.close_all();

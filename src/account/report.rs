@@ -65,6 +65,33 @@ impl Period {
         }
     }
 
+    /// The first and last day of the period; `None` for the lifetime, or a
+    /// year outside the calendar, where every day is looked at.
+    pub fn dates(&self) -> Option<(Date, Date)> {
+        match *self {
+            Period::Day(d) => Some((d, d)),
+            Period::Month(y, m) => {
+                let first = Date::new(y, m, 1).ok()?;
+                Some((first, first.last_of_month()))
+            }
+            Period::Year(y) => Some((Date::new(y, 1, 1).ok()?, Date::new(y, 12, 31).ok()?)),
+            Period::Lifetime => None,
+        }
+    }
+
+    /// The ledger's days in the period, found by range rather than by
+    /// looking at every day (a day of a long-lived site is one of thousands).
+    pub fn days_in<'a, V>(
+        &self,
+        days: &'a BTreeMap<Date, V>,
+    ) -> Box<dyn Iterator<Item = (&'a Date, &'a V)> + 'a> {
+        let this = *self;
+        match self.dates() {
+            Some((a, b)) => Box::new(days.range(a..=b)),
+            None => Box::new(days.iter().filter(move |(d, _)| this.contains(**d))),
+        }
+    }
+
     pub fn contains_month(&self, (y, m): Month) -> bool {
         match *self {
             Period::Day(_) => false,
@@ -72,6 +99,46 @@ impl Period {
             Period::Year(py) => py == y,
             Period::Lifetime => true,
         }
+    }
+}
+
+/// A period's days and months copied out of a site's books: reports are
+/// built from it on another thread while the books go on.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub site: std::sync::Arc<str>,
+    pub tariff: std::sync::Arc<Tariff>,
+    pub capacity_kwh: f64,
+    pub period: Period,
+    pub days: BTreeMap<Date, Day>,
+    pub months: BTreeMap<Month, MonthPeak>,
+}
+
+impl Snapshot {
+    pub fn report(&self) -> Report {
+        self.report_for(self.period)
+    }
+
+    fn report_for(&self, period: Period) -> Report {
+        build(
+            &self.site,
+            period,
+            &self.tariff,
+            self.capacity_kwh,
+            &self.days,
+            &self.months,
+        )
+    }
+
+    /// Per day of the period: the date, savings, charge and discharge.
+    pub fn days(&self) -> Vec<serde_json::Value> {
+        self.days
+            .keys()
+            .map(|d| {
+                let r = self.report_for(Period::Day(*d));
+                serde_json::json!({ "date": d.to_string(), "savings": r.total.savings, "net_savings": r.net_savings, "charge_kwh": r.total.charge_kwh, "discharge_kwh": r.total.discharge_kwh })
+            })
+            .collect()
     }
 }
 
@@ -249,7 +316,7 @@ pub fn build(
         price_min: i.price_min,
         price_max: i.price_max,
     };
-    for (date, day) in days.iter().filter(|(d, _)| period.contains(**d)) {
+    for (date, day) in period.days_in(days) {
         n += 1;
         quarantined += day.quarantined_mwh;
         gaps += day.gaps;
@@ -570,6 +637,35 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The range lookup finds exactly the days `contains` accepts, at month,
+    /// year and leap-day edges and for years the calendar does not hold.
+    #[test]
+    fn the_days_of_a_period_are_those_it_contains() {
+        let mut days = BTreeMap::new();
+        let mut d = jiff::civil::date(2023, 12, 25);
+        while d < jiff::civil::date(2025, 1, 5) {
+            days.insert(d, ());
+            d = d.tomorrow().unwrap();
+        }
+        let periods = [
+            Period::Day(jiff::civil::date(2024, 2, 29)),
+            Period::Day(jiff::civil::date(2030, 1, 1)),
+            Period::Month(2024, 2),
+            Period::Month(2023, 12),
+            Period::Month(2025, 1),
+            Period::Year(2024),
+            Period::Year(2023),
+            Period::Year(32_000),
+            Period::Lifetime,
+        ];
+        for p in periods {
+            let by_range: Vec<Date> = p.days_in(&days).map(|(d, _)| *d).collect();
+            let by_filter: Vec<Date> = days.keys().filter(|d| p.contains(**d)).copied().collect();
+            assert_eq!(by_range, by_filter, "{p:?}");
+        }
+        assert_eq!(Period::Month(2024, 2).days_in(&days).count(), 29);
+    }
 
     #[test]
     fn periods_parse_and_match() {

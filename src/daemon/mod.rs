@@ -460,12 +460,24 @@ fn update_live(l: &mut Live, e: &Event) {
 
 pub(crate) fn answer(ask: http::Ask, books: &mut Accountant, now: jiff::Timestamp) {
     match ask {
-        http::Ask::Report(site, period, reply) => {
-            let _ = reply.send(books.report(&site, period));
-        }
-        http::Ask::Days(site, period, reply) => {
-            let _ = reply.send(books.days(&site, period));
-        }
+        // Copying a period's books out is cheap; building a report from
+        // years of days is not, and must not hold up the samples.
+        http::Ask::Report(site, period, reply) => match books.snapshot(&site, period) {
+            None => {
+                let _ = reply.send(None);
+            }
+            Some(books) => {
+                tokio::task::spawn_blocking(move || reply.send(Some(books.report())));
+            }
+        },
+        http::Ask::Days(site, period, reply) => match books.snapshot(&site, period) {
+            None => {
+                let _ = reply.send(None);
+            }
+            Some(books) => {
+                tokio::task::spawn_blocking(move || reply.send(Some(books.days())));
+            }
+        },
         http::Ask::Bands(site, reply) => {
             let bands = books.sites.get(&*site).map(|a| {
                 let t = &a.setup.tariff;

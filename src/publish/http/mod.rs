@@ -9,6 +9,7 @@ pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -307,15 +308,81 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     tokio::net::TcpListener::bind(addr).await
 }
 
+/// Connections served at once; more are answered 503 and closed at once, so
+/// a flood of clients costs file descriptors for an instant, not memory.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A client must send a request's headers within this time, and an idle
+/// keep-alive connection is closed after it (a slow-loris client holds a
+/// connection no longer).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The request line and headers, at most; a larger header is answered 431.
+pub const MAX_HEADER_BYTES: usize = 16 << 10;
+/// The API reads no request bodies; anything sent with a request is refused
+/// beyond this size (413).
+pub const MAX_BODY_BYTES: usize = 4 << 10;
+
 pub async fn serve(listener: tokio::net::TcpListener, shared: Shared, stop: CancellationToken) {
-    let app = router(shared);
-    let local: Option<SocketAddr> = listener.local_addr().ok();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-    {
-        tracing::error!("HTTP server on {local:?} stopped: {e}");
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let app = router(shared).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = tokio::task::JoinSet::new();
+    let mut refused_log = crate::log_throttle::LogThrottle::default();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        while conns.try_join_next().is_some() {}
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, typically: wait for some to close
+                // instead of spinning on accept.
+                let msg = format!("HTTP: cannot accept a connection: {e}");
+                if refused_log.admit("http", &msg, std::time::Instant::now()) {
+                    tracing::warn!("{msg}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Into the socket's send buffer, never waited for.
+            let _ = stream.try_write(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            let msg =
+                format!("HTTP: {MAX_CONNECTIONS} connections open; refusing more until some close");
+            if refused_log.admit("http", &msg, std::time::Instant::now()) {
+                tracing::warn!("{msg}");
+            }
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let stop = stop.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES.max(8192) * 2)
+                .max_header_size(MAX_HEADER_BYTES);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
     }
+    // In-flight answers finish (each within its graceful-shutdown bound).
+    while conns.join_next().await.is_some() {}
 }
 
 #[cfg(test)]
