@@ -467,7 +467,9 @@ pub(crate) fn answer(ask: http::Ask, books: &mut Accountant, now: jiff::Timestam
                 let _ = reply.send(None);
             }
             Some(books) => {
-                tokio::task::spawn_blocking(move || reply.send(Some(books.report())));
+                tokio::task::spawn_blocking(move || {
+                    let _ = reply.send(Some(books.report()));
+                });
             }
         },
         http::Ask::Days(site, period, reply) => match books.snapshot(&site, period) {
@@ -475,7 +477,9 @@ pub(crate) fn answer(ask: http::Ask, books: &mut Accountant, now: jiff::Timestam
                 let _ = reply.send(None);
             }
             Some(books) => {
-                tokio::task::spawn_blocking(move || reply.send(Some(books.days())));
+                tokio::task::spawn_blocking(move || {
+                    let _ = reply.send(Some(books.days()));
+                });
             }
         },
         http::Ask::Bands(site, reply) => {
