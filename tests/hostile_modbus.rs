@@ -113,7 +113,7 @@ async fn lie_with(client: &mut TcpStream, lie: Lie, mut reply: Vec<u8>) -> std::
         }
         Lie::ResetMidFrame => {
             client.write_all(&reply[..half]).await?;
-            client.set_linger(Some(Duration::ZERO))?;
+            client.set_zero_linger()?;
             return Err(std::io::ErrorKind::ConnectionReset.into());
         }
         Lie::Exception => {
