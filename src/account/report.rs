@@ -29,16 +29,21 @@ impl FromStr for Period {
         if s == "lifetime" {
             return Ok(Period::Lifetime);
         }
+        // Digits only: jiff's own date parser also takes signed years, basic
+        // format and times, which would make one period answer to many names.
         let parts: Vec<&str> = s.split('-').collect();
+        let digits = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit());
         match parts[..] {
-            [y] if y.len() == 4 => Ok(Period::Year(y.parse().map_err(|_| bad())?)),
-            [y, m] if y.len() == 4 && m.len() == 2 => {
+            [y] if digits(y, 4) => Ok(Period::Year(y.parse().map_err(|_| bad())?)),
+            [y, m] if digits(y, 4) && digits(m, 2) => {
                 let (y, m): (i16, i8) =
                     (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
                 jiff::civil::Date::new(y, m, 1).map_err(|_| bad())?;
                 Ok(Period::Month(y, m))
             }
-            [_, _, _] => Ok(Period::Day(s.parse().map_err(|_| bad())?)),
+            [y, m, d] if digits(y, 4) && digits(m, 2) && digits(d, 2) => {
+                Ok(Period::Day(s.parse().map_err(|_| bad())?))
+            }
             _ => Err(bad()),
         }
     }
@@ -665,6 +670,27 @@ mod tests {
             assert_eq!(by_range, by_filter, "{p:?}");
         }
         assert_eq!(Period::Month(2024, 2).days_in(&days).count(), 29);
+    }
+
+    /// Found by the `period` fuzz target: jiff read this as 208 BC, which
+    /// printed as a period that did not parse back.
+    #[test]
+    fn only_the_documented_forms_are_periods() {
+        for bad in [
+            "-0002081004T002200.3081-01",
+            "+202-01",
+            "+2026",
+            "2026-1-01",
+            "20260101",
+            "2026-01-01T00:00",
+            "2026-02-30",
+        ] {
+            assert!(bad.parse::<Period>().is_err(), "{bad}");
+        }
+        for good in ["0000", "2026", "2026-02", "2024-02-29", "lifetime"] {
+            let p: Period = good.parse().unwrap();
+            assert_eq!(p.to_string(), good);
+        }
     }
 
     #[test]

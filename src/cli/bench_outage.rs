@@ -259,6 +259,7 @@ pub fn influx(sites: usize, outage: u64) -> Outcome {
                 online: true,
                 poll_ms: 3.5,
                 errors: 0,
+                seq: s,
             });
         }
         if s % 60 == 0 {

@@ -35,6 +35,7 @@ impl Announcer {
                 online: s.online,
                 poll_ms: s.poll_duration.as_secs_f64() * 1000.0,
                 errors: s.errors.len() as u32,
+                seq: s.seq,
             });
         }
         let was = self

@@ -27,6 +27,9 @@ pub enum Event {
         online: bool,
         poll_ms: f64,
         errors: u32,
+        /// The device's poll number since the daemon started: within a run,
+        /// a gap in the stored numbers is a lost point.
+        seq: u64,
     },
     /// A device went online or offline (and once at start).
     Availability {

@@ -38,6 +38,7 @@ pub fn encode(e: &Event) -> Option<Record> {
             online,
             poll_ms,
             errors,
+            seq,
             ..
         } => LineProtocolBuilder::new()
             .measurement("bess_status")
@@ -46,6 +47,7 @@ pub fn encode(e: &Event) -> Option<Record> {
             .field("online", *online)
             .field("poll_ms", *poll_ms)
             .field("errors", *errors as f64)
+            .field("seq", *seq as f64)
             .timestamp(at)
             .close_line()
             .build(),
@@ -136,11 +138,12 @@ mod tests {
             online: false,
             poll_ms: 12.5,
             errors: 2,
+            seq: 9,
         };
         let line = String::from_utf8(encode(&e).unwrap().payload).unwrap();
         assert_eq!(
             line,
-            "bess_status,site=s,device=d online=false,poll_ms=12.5,errors=2 1795838400250\n"
+            "bess_status,site=s,device=d online=false,poll_ms=12.5,errors=2,seq=9 1795838400250\n"
         );
     }
 

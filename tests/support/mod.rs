@@ -715,6 +715,14 @@ impl Daemon {
         (code, lines)
     }
 
+    /// SIGKILL, then every line logged so far (the ones read and the rest).
+    pub fn kill_and_collect(&mut self) -> Vec<String> {
+        self.kill();
+        let mut lines = self.seen.take();
+        lines.extend(self.log.iter());
+        lines
+    }
+
     pub fn kill(&mut self) {
         self.proc.0.kill().unwrap();
         self.proc.0.wait().unwrap();
