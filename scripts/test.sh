@@ -21,12 +21,24 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # promtool checks and unit-tests the shipped alerting rules.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# schemathesis (PyPI) goes into a virtualenv of Debian's Python.
+/usr/bin/python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test peers: ${need[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
   # Package scripts may try to start services; the tests start their own on ephemeral ports.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# schemathesis checks the live API against its OpenAPI document (tests/openapi.rs).
+schemathesis_version=4.32.5
+venv=target/test-venv
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
+  echo "installing schemathesis $schemathesis_version into $venv"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version"
 fi
 
 cargo fmt --all -- --check

@@ -184,9 +184,7 @@ fn chaos_soak_loses_nothing_and_books_what_a_clean_run_books() {
     let mut broker = Mosquitto::start();
     let mut vm = VictoriaMetrics::start();
 
-    let site = |port: u16| {
-        sized_site_toml("1s", 2000.0, 1000.0, &sim_devices(port, "500ms"))
-    };
+    let site = |port: u16| sized_site_toml("1s", 2000.0, 1000.0, &sim_devices(port, "500ms"));
     let chaos_cfg = TestConfig::new(&format!(
         "{}\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nqos = 1\n\
          [influxdb]\nurl = \"http://127.0.0.1:{}\"\napi = \"v2\"\norg = \"ops\"\nbucket = \"bess\"\nflush_interval = \"200ms\"\n",
@@ -390,7 +388,10 @@ fn chaos_soak_loses_nothing_and_books_what_a_clean_run_books() {
     );
     let lost: u64 = losses.values().map(|v| v.len() as u64).sum();
     if lost > 0 {
-        for l in logs.iter().filter(|l| l.contains("WARN") || l.contains("ERROR")) {
+        for l in logs
+            .iter()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        {
             eprintln!("soak: daemon said: {l}");
         }
     }

@@ -76,6 +76,7 @@ pub fn router(shared: Shared) -> Router {
     // and sends it with each API request.
     let mut public = Router::new()
         .route("/", get(dashboard::page))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if shared.metrics_public {
@@ -85,6 +86,14 @@ pub fn router(shared: Shared) -> Router {
     }
     let guarded = guarded.route_layer(middleware::from_fn_with_state(shared.clone(), auth));
     public.merge(guarded).with_state(shared)
+}
+
+/// The API described for clients and for schemathesis, which checks every
+/// answer against it (tests/openapi.rs).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 async fn healthz(State(s): State<Shared>) -> Response {
@@ -388,6 +397,27 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Shared, stop: Canc
 #[cfg(test)]
 mod tests {
     use super::same_token;
+
+    /// The document names every route the router serves, and no other.
+    #[test]
+    fn the_openapi_document_lists_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let documented: std::collections::BTreeSet<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let source = include_str!("mod.rs");
+        let routed: std::collections::BTreeSet<&str> = source
+            .match_indices(".route(\"")
+            .map(|(i, m)| {
+                let rest = &source[i + m.len()..];
+                &rest[..rest.find('"').unwrap()]
+            })
+            .collect();
+        assert_eq!(documented, routed);
+    }
 
     #[test]
     fn tokens_match_only_when_equal() {
