@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jiff::SignedDuration;
 
-use super::energy::{Measured, Observation, SiteAccount, SiteSetup};
+use super::energy::{Changes, Measured, Observation, SiteAccount, SiteSetup};
 use super::report::{Period, Report};
 use super::site::SiteSpec;
 use super::store::{Store, StoreError};
@@ -105,6 +105,8 @@ pub struct Accountant {
     scratch: Vec<Observation>,
     /// Counter glitches on a noisy line repeat every poll.
     pub log: LogThrottle,
+    /// Changes a failed commit could not write, for the next one.
+    unsaved: Vec<Changes>,
 }
 
 impl Accountant {
@@ -119,6 +121,7 @@ impl Accountant {
             store,
             scratch: Vec::new(),
             log: LogThrottle::default(),
+            unsaved: Vec::new(),
         };
         for s in configured {
             let account = books.resume(s)?;
@@ -246,10 +249,21 @@ impl Accountant {
             .filter(|a| a.dirty)
             .map(|a| a.take_changes())
             .collect();
-        if changes.is_empty() {
+        if changes.is_empty() && self.unsaved.is_empty() {
             return Ok(());
         }
-        self.store.commit(&changes)
+        // Taking the changes marked them saved: a failed commit keeps them
+        // here, merged (newest wins) so a long outage of the disk holds one
+        // copy of each day, and the next commit writes them.
+        for c in changes {
+            match self.unsaved.iter_mut().find(|u| u.site == c.site) {
+                Some(u) => u.absorb(c),
+                None => self.unsaved.push(c),
+            }
+        }
+        self.store.commit(&self.unsaved)?;
+        self.unsaved.clear();
+        Ok(())
     }
 }
 

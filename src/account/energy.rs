@@ -631,10 +631,57 @@ pub struct Changes {
     pub state: SiteState,
 }
 
+impl Changes {
+    /// Takes in newer changes of the same site: their days, months and state
+    /// replace these.
+    pub fn absorb(&mut self, newer: Changes) {
+        for (d, day) in newer.days {
+            match self.days.iter_mut().find(|(x, _)| *x == d) {
+                Some(slot) => slot.1 = day,
+                None => self.days.push((d, day)),
+            }
+        }
+        for (m, peak) in newer.months {
+            match self.months.iter_mut().find(|(x, _)| *x == m) {
+                Some(slot) => slot.1 = peak,
+                None => self.months.push((m, peak)),
+            }
+        }
+        self.state = newer.state;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::account::report::{self, Period};
+
+    /// A failed commit's changes and the next ones merge into one write:
+    /// newer days and months replace older ones, others are kept.
+    #[test]
+    fn changes_absorb_newer_ones() {
+        let d = |n| jiff::civil::date(2026, 3, n);
+        let day = |gaps| Day {
+            gaps,
+            ..Day::default()
+        };
+        let mut old = Changes {
+            site: "s".into(),
+            days: vec![(d(1), day(1)), (d(2), day(2))],
+            months: vec![((2026, 3), MonthPeak::default())],
+            state: SiteState::default(),
+        };
+        let newer = Changes {
+            site: "s".into(),
+            days: vec![(d(2), day(20)), (d(3), day(3))],
+            months: vec![],
+            state: SiteState::default(),
+        };
+        old.absorb(newer);
+        let gaps: Vec<(Date, u32)> = old.days.iter().map(|(x, y)| (*x, y.gaps)).collect();
+        assert_eq!(gaps, vec![(d(1), 1), (d(2), 20), (d(3), 3)]);
+        assert_eq!(old.months.len(), 1);
+    }
 
     fn setup(battery_counters: bool, import_counter: bool) -> SiteSetup {
         // Chongqing with a demand charge, so demand savings show.

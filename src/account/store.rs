@@ -39,8 +39,22 @@ pub struct Loaded {
 }
 
 pub struct Store {
-    db: Database,
+    /// `None` after an I/O error until it is reopened: redb refuses every
+    /// operation on a database that saw one ("Previous I/O error"), so a
+    /// disk that filled up and was freed again needs a fresh open.
+    db: Option<Database>,
     path: PathBuf,
+    broken: bool,
+}
+
+fn open_db(path: &Path) -> Result<Database, StoreError> {
+    // The ledger is small (a row per site and day); redb's 1 GiB default
+    // cache would only let RSS grow with the years of history kept.
+    Builder::new()
+        .set_cache_size(16 << 20)
+        .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+        .create(path)
+        .map_err(|e| err(path, e))
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -116,24 +130,50 @@ impl Store {
         std::fs::create_dir_all(state_dir)
             .map_err(|e| err(state_dir, format!("cannot create the state directory: {e}")))?;
         let path = state_dir.join(FILE);
-        // The ledger is small (a row per site and day); redb's 1 GiB default
-        // cache would only let RSS grow with the years of history kept.
-        let db = Builder::new()
-            .set_cache_size(16 << 20)
-            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-            .create(&path)
-            .map_err(|e| err(&path, e))?;
-        Ok(Store { db, path })
+        let db = open_db(&path)?;
+        Ok(Store {
+            db: Some(db),
+            path,
+            broken: false,
+        })
+    }
+
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.db.as_ref().ok_or_else(|| {
+            err(
+                &self.path,
+                "closed after an I/O error; reopened at the next commit",
+            )
+        })
     }
 
     pub fn load(&self, site: &str) -> Result<Loaded, StoreError> {
-        load_from(&self.db, &self.path, site)
+        load_from(self.db()?, &self.path, site)
     }
 
-    /// Writes every site's changes in one transaction.
-    pub fn commit(&self, changes: &[Changes]) -> Result<(), StoreError> {
+    /// Writes every site's changes in one transaction. After a failure the
+    /// file is reopened before the next attempt.
+    pub fn commit(&mut self, changes: &[Changes]) -> Result<(), StoreError> {
+        if self.broken {
+            // The old handle first: redb locks the file while it is open.
+            self.db = None;
+            self.db = Some(open_db(&self.path)?);
+            self.broken = false;
+            tracing::info!(
+                "ledger {}: reopened after an I/O error",
+                self.path.display()
+            );
+        }
+        let r = self.write(changes);
+        if r.is_err() {
+            self.broken = true;
+        }
+        r
+    }
+
+    fn write(&self, changes: &[Changes]) -> Result<(), StoreError> {
         let p = &self.path;
-        let txn = self.db.begin_write().map_err(|e| err(p, e))?;
+        let txn = self.db()?.begin_write().map_err(|e| err(p, e))?;
         {
             let mut days = txn.open_table(DAYS).map_err(|e| err(p, e))?;
             let mut months = txn.open_table(MONTHS).map_err(|e| err(p, e))?;
@@ -171,7 +211,7 @@ impl Store {
     /// transaction.
     pub fn replace(&self, site: &str, loaded: &Loaded) -> Result<(), StoreError> {
         let p = &self.path;
-        let txn = self.db.begin_write().map_err(|e| err(p, e))?;
+        let txn = self.db()?.begin_write().map_err(|e| err(p, e))?;
         {
             let (lo, hi) = site_range(site);
             let mut days = txn.open_table(DAYS).map_err(|e| err(p, e))?;

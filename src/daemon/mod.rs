@@ -340,7 +340,7 @@ pub async fn run(
                         health.sink_died();
                     }
                 }
-                flush(&mut outbox, spool.as_deref());
+                flush(&mut outbox, spool.as_deref(), &health, &mut books.log);
                 if std::mem::take(&mut commit_soon) {
                     commit_books(&mut books, &health);
                 }
@@ -386,7 +386,7 @@ pub async fn run(
     for e in events.drain(..) {
         outbox.push(&e);
     }
-    flush(&mut outbox, spool.as_deref());
+    flush(&mut outbox, spool.as_deref(), &health, &mut books.log);
     tokio::task::block_in_place(|| books.commit())?;
     tracing::info!("ledger and spool committed");
     for t in [mqtt_task, influx_task].into_iter().flatten() {
@@ -405,19 +405,35 @@ fn commit_books(books: &mut Accountant, health: &http::health::Health) {
             .ledger_commit_failures
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Keep running: the books stay in memory and the next commit retries.
-        tracing::error!("cannot commit the ledger: {e}");
+        // Logged a few times a minute: a full disk fails every commit.
+        let msg =
+            format!("cannot commit the ledger (kept in memory, retried at the next commit): {e}");
+        if books.log.admit("storage", &msg, std::time::Instant::now()) {
+            tracing::error!("{msg}");
+        }
     }
 }
 
-fn flush(outbox: &mut Outbox, spool: Option<&Spool>) {
+fn flush(
+    outbox: &mut Outbox,
+    spool: Option<&Spool>,
+    health: &http::health::Health,
+    log: &mut crate::log_throttle::LogThrottle,
+) {
     let Some(spool) = spool else { return };
     let n = outbox.len();
     if let Err(e) = tokio::task::block_in_place(|| outbox.flush(spool)) {
-        tracing::error!(
+        health
+            .spool_write_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let msg = format!(
             "cannot write {n} messages to the spool (kept in memory up to {} MiB, retrying; {} oldest dropped so far): {e}",
             crate::outbox::MAX_PENDING_BYTES >> 20,
             outbox.dropped
         );
+        if log.admit("storage", &msg, std::time::Instant::now()) {
+            tracing::error!("{msg}");
+        }
     }
 }
 

@@ -13,7 +13,8 @@
 //! entries are dropped, counted, and reported in a log line at most once a minute.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -90,12 +91,26 @@ pub struct SpoolError {
 }
 
 pub struct Spool {
-    db: Database,
+    /// `None` after an I/O error until reopened: redb refuses every operation
+    /// on a database that saw one ("Previous I/O error"), so a disk that
+    /// filled up and was freed again needs a fresh open. Transactions run
+    /// under the read lock; reopening takes the write lock.
+    db: RwLock<Option<Database>>,
+    broken: AtomicBool,
     path: PathBuf,
     limits: Limits,
     stats: Mutex<HashMap<String, Stats>>,
     notify: Mutex<HashMap<String, Arc<Notify>>>,
     last_drop_log: Mutex<(Option<Instant>, u64)>,
+}
+
+fn open_db(path: &Path) -> Result<Database, String> {
+    // redb caches up to 1 GiB by default, and a long outage's spool is read
+    // once, front to back: the cache would only grow the daemon's RSS.
+    redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| e.to_string())
 }
 
 /// After removals: where the queue now starts, and how old its head is.
@@ -126,12 +141,7 @@ impl Spool {
         };
         std::fs::create_dir_all(state_dir)
             .map_err(|e| fail(format!("cannot create the state directory: {e}")))?;
-        // redb caches up to 1 GiB by default, and a long outage's spool is read
-        // once, front to back: the cache would only grow the daemon's RSS.
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| fail(e.to_string()))?;
+        let db = open_db(&path).map_err(fail)?;
         let mut stats = HashMap::new();
         {
             let txn = db.begin_read().map_err(|e| fail(e.to_string()))?;
@@ -145,13 +155,48 @@ impl Spool {
             }
         }
         Ok(Spool {
-            db,
+            db: RwLock::new(Some(db)),
+            broken: AtomicBool::new(false),
             path,
             limits,
             stats: Mutex::new(stats),
             notify: Mutex::new(HashMap::new()),
             last_drop_log: Mutex::new((None, 0)),
         })
+    }
+
+    /// Reopens the file if an earlier operation failed.
+    fn heal(&self) -> Result<(), SpoolError> {
+        if !self.broken.load(Relaxed) {
+            return Ok(());
+        }
+        let mut g = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if !self.broken.load(Relaxed) {
+            return Ok(());
+        }
+        // The old handle first: redb locks the file while it is open.
+        *g = None;
+        *g = Some(open_db(&self.path).map_err(|m| self.fail(m))?);
+        self.broken.store(false, Relaxed);
+        tracing::info!("spool {}: reopened after an I/O error", self.path.display());
+        Ok(())
+    }
+
+    /// Runs `f` on the open database; a failure marks it for reopening.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, SpoolError>,
+    ) -> Result<T, SpoolError> {
+        self.heal()?;
+        let g = self.db.read().unwrap_or_else(|e| e.into_inner());
+        let Some(db) = g.as_ref() else {
+            return Err(self.fail("closed after an I/O error; reopened at the next operation"));
+        };
+        let r = f(db);
+        if r.is_err() {
+            self.broken.store(true, Relaxed);
+        }
+        r
     }
 
     fn fail(&self, e: impl std::fmt::Display) -> SpoolError {
@@ -191,59 +236,62 @@ impl Spool {
         let mut guard = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let mut stats = guard.clone();
         let mut dropped_now = 0;
-        let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
-        {
-            let mut sinks: Vec<&str> = Vec::new();
-            for (sink, rec) in batch {
-                let name = table(sink);
-                let mut t = txn
-                    .open_table(TableDefinition::<u64, &[u8]>::new(&name))
-                    .map_err(|e| self.fail(e))?;
-                let s = stats.entry(sink.to_string()).or_default();
-                let bytes = rec.encode();
-                t.insert(s.next_seq, bytes.as_slice())
-                    .map_err(|e| self.fail(e))?;
-                if s.count == 0 {
-                    s.first_seq = s.next_seq;
-                    s.oldest_ms = Some(rec.at_ms);
+        self.with_db(|db| {
+            let txn = db.begin_write().map_err(|e| self.fail(e))?;
+            {
+                let mut sinks: Vec<&str> = Vec::new();
+                for (sink, rec) in batch {
+                    let name = table(sink);
+                    let mut t = txn
+                        .open_table(TableDefinition::<u64, &[u8]>::new(&name))
+                        .map_err(|e| self.fail(e))?;
+                    let s = stats.entry(sink.to_string()).or_default();
+                    let bytes = rec.encode();
+                    t.insert(s.next_seq, bytes.as_slice())
+                        .map_err(|e| self.fail(e))?;
+                    if s.count == 0 {
+                        s.first_seq = s.next_seq;
+                        s.oldest_ms = Some(rec.at_ms);
+                    }
+                    s.next_seq += 1;
+                    s.count += 1;
+                    s.bytes += bytes.len() as u64;
+                    if !sinks.contains(sink) {
+                        sinks.push(sink);
+                    }
                 }
-                s.next_seq += 1;
-                s.count += 1;
-                s.bytes += bytes.len() as u64;
-                if !sinks.contains(sink) {
-                    sinks.push(sink);
+                let newest = batch.iter().map(|(_, r)| r.at_ms).max().unwrap_or(0);
+                for sink in sinks {
+                    let name = table(sink);
+                    let mut t = txn
+                        .open_table(TableDefinition::<u64, &[u8]>::new(&name))
+                        .map_err(|e| self.fail(e))?;
+                    let s = stats.get_mut(sink).expect("inserted above");
+                    let cutoff = newest - self.limits.max_age.as_millis() as i64;
+                    while s.count > 0
+                        && (s.bytes > self.limits.max_bytes
+                            || s.oldest_ms.is_some_and(|o| o < cutoff))
+                    {
+                        let len = match t.pop_first().map_err(|e| self.fail(e))? {
+                            Some((_, v)) => v.value().len() as u64,
+                            None => break,
+                        };
+                        s.bytes -= len.min(s.bytes);
+                        s.count -= 1;
+                        s.dropped += 1;
+                        dropped_now += 1;
+                        refresh_head(&t, s).map_err(|e| self.fail(e))?;
+                    }
+                }
+                let mut meta = txn.open_table(META).map_err(|e| self.fail(e))?;
+                for (sink, s) in &stats {
+                    let v = serde_json::to_vec(s).map_err(|e| self.fail(e))?;
+                    meta.insert(sink.as_str(), v.as_slice())
+                        .map_err(|e| self.fail(e))?;
                 }
             }
-            let newest = batch.iter().map(|(_, r)| r.at_ms).max().unwrap_or(0);
-            for sink in sinks {
-                let name = table(sink);
-                let mut t = txn
-                    .open_table(TableDefinition::<u64, &[u8]>::new(&name))
-                    .map_err(|e| self.fail(e))?;
-                let s = stats.get_mut(sink).expect("inserted above");
-                let cutoff = newest - self.limits.max_age.as_millis() as i64;
-                while s.count > 0
-                    && (s.bytes > self.limits.max_bytes || s.oldest_ms.is_some_and(|o| o < cutoff))
-                {
-                    let len = match t.pop_first().map_err(|e| self.fail(e))? {
-                        Some((_, v)) => v.value().len() as u64,
-                        None => break,
-                    };
-                    s.bytes -= len.min(s.bytes);
-                    s.count -= 1;
-                    s.dropped += 1;
-                    dropped_now += 1;
-                    refresh_head(&t, s).map_err(|e| self.fail(e))?;
-                }
-            }
-            let mut meta = txn.open_table(META).map_err(|e| self.fail(e))?;
-            for (sink, s) in &stats {
-                let v = serde_json::to_vec(s).map_err(|e| self.fail(e))?;
-                meta.insert(sink.as_str(), v.as_slice())
-                    .map_err(|e| self.fail(e))?;
-            }
-        }
-        txn.commit().map_err(|e| self.fail(e))?;
+            txn.commit().map_err(|e| self.fail(e))
+        })?;
         *guard = stats;
         drop(guard);
         if dropped_now > 0 {
@@ -280,26 +328,28 @@ impl Spool {
         from: u64,
         max: usize,
     ) -> Result<Vec<(u64, Record)>, SpoolError> {
-        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let name = table(sink);
-        let t = match txn.open_table(TableDefinition::<u64, &[u8]>::new(&name)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(self.fail(e)),
-        };
-        let mut out = Vec::new();
-        for item in t.range(from..).map_err(|e| self.fail(e))?.take(max) {
-            let (k, v) = item.map_err(|e| self.fail(e))?;
-            match Record::decode(v.value()) {
-                Some(r) => out.push((k.value(), r)),
-                None => tracing::error!(
-                    "spool {}: entry {} of {sink} is unreadable; skipped",
-                    self.path.display(),
-                    k.value()
-                ),
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(|e| self.fail(e))?;
+            let name = table(sink);
+            let t = match txn.open_table(TableDefinition::<u64, &[u8]>::new(&name)) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(self.fail(e)),
+            };
+            let mut out = Vec::new();
+            for item in t.range(from..).map_err(|e| self.fail(e))?.take(max) {
+                let (k, v) = item.map_err(|e| self.fail(e))?;
+                match Record::decode(v.value()) {
+                    Some(r) => out.push((k.value(), r)),
+                    None => tracing::error!(
+                        "spool {}: entry {} of {sink} is unreadable; skipped",
+                        self.path.display(),
+                        k.value()
+                    ),
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Removes acknowledged entries.
@@ -311,27 +361,29 @@ impl Spool {
         // the same stats would otherwise write back stale sequence numbers.
         let mut guard = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let mut stats = guard.clone();
-        let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
-        {
-            let name = table(sink);
-            let mut t = txn
-                .open_table(TableDefinition::<u64, &[u8]>::new(&name))
-                .map_err(|e| self.fail(e))?;
-            let s = stats.entry(sink.to_string()).or_default();
-            for &seq in seqs {
-                if let Some(v) = t.remove(seq).map_err(|e| self.fail(e))? {
-                    s.bytes -= (v.value().len() as u64).min(s.bytes);
-                    s.count = s.count.saturating_sub(1);
+        self.with_db(|db| {
+            let txn = db.begin_write().map_err(|e| self.fail(e))?;
+            {
+                let name = table(sink);
+                let mut t = txn
+                    .open_table(TableDefinition::<u64, &[u8]>::new(&name))
+                    .map_err(|e| self.fail(e))?;
+                let s = stats.entry(sink.to_string()).or_default();
+                for &seq in seqs {
+                    if let Some(v) = t.remove(seq).map_err(|e| self.fail(e))? {
+                        s.bytes -= (v.value().len() as u64).min(s.bytes);
+                        s.count = s.count.saturating_sub(1);
+                    }
                 }
+                refresh_head(&t, s).map_err(|e| self.fail(e))?;
+                let v = serde_json::to_vec(&*s).map_err(|e| self.fail(e))?;
+                txn.open_table(META)
+                    .map_err(|e| self.fail(e))?
+                    .insert(sink, v.as_slice())
+                    .map_err(|e| self.fail(e))?;
             }
-            refresh_head(&t, s).map_err(|e| self.fail(e))?;
-            let v = serde_json::to_vec(&*s).map_err(|e| self.fail(e))?;
-            txn.open_table(META)
-                .map_err(|e| self.fail(e))?
-                .insert(sink, v.as_slice())
-                .map_err(|e| self.fail(e))?;
-        }
-        txn.commit().map_err(|e| self.fail(e))?;
+            txn.commit().map_err(|e| self.fail(e))
+        })?;
         *guard = stats;
         drop(guard);
         Ok(())

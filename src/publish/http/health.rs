@@ -19,6 +19,8 @@ pub struct Health {
     /// Ledger commits that failed (the books stay in memory and the next
     /// commit retries; a disk that stays broken shows here first).
     pub ledger_commit_failures: AtomicU64,
+    /// Spool writes that failed (the messages wait in memory, bounded).
+    pub spool_write_failures: AtomicU64,
 }
 
 impl Default for Health {
@@ -28,6 +30,7 @@ impl Default for Health {
             beat_ms: AtomicU64::new(0),
             sink_died: AtomicBool::new(false),
             ledger_commit_failures: AtomicU64::new(0),
+            spool_write_failures: AtomicU64::new(0),
         }
     }
 }

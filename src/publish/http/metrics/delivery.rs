@@ -18,6 +18,16 @@ pub fn write(t: &mut Text, shared: &Shared) {
         &[],
         shared.health.ledger_commit_failures.load(Relaxed),
     );
+    t.family(
+        "bessmon_spool_write_failures_total",
+        "counter",
+        "Spool writes that failed; the messages wait in memory (bounded) and are retried.",
+    );
+    t.sample(
+        "bessmon_spool_write_failures_total",
+        &[],
+        shared.health.spool_write_failures.load(Relaxed),
+    );
     if let Some(spool) = &shared.spool {
         // The daemon's clock, not the wall: under `demo --speed` records are
         // stamped in simulated time.
