@@ -16,7 +16,7 @@
 //! A poll whose sample had not reached the spool when the daemon was killed
 //! leaves no trace and is not counted: it was never collected.
 //!
-//! `SOAK_MINUTES` (default 2) sets the length; `scripts/soak.sh --minutes N`
+//! `SOAK_MINUTES` (default 2) sets the length, `SOAK_SEED` the faults' seed; `scripts/soak.sh --minutes N`
 //! runs it on its own and ends with the tally line.
 mod support;
 
@@ -146,7 +146,11 @@ fn books(cfg: &TestConfig) -> (f64, f64) {
 #[test]
 fn chaos_soak_loses_nothing_and_books_what_a_clean_run_books() {
     let n = soak_minutes();
-    let mut rng = fastrand::Rng::with_seed(SEED);
+    let seed = std::env::var("SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SEED);
+    let mut rng = fastrand::Rng::with_seed(seed);
 
     // Idle until the next whole minute (at least 20 s away), then charging and
     // discharging, then idle again for the last minute of the soak.
@@ -396,7 +400,7 @@ fn chaos_soak_loses_nothing_and_books_what_a_clean_run_books() {
         }
     }
     eprintln!(
-        "soak: {n} min, {polls} polls, faults {kinds:?}; charge {chaos_charge} kWh vs {clean_charge} kWh clean, discharge {chaos_discharge} vs {clean_discharge}; lost {losses:?}"
+        "soak: {n} min, seed {seed}, {polls} polls, faults {kinds:?}; charge {chaos_charge} kWh vs {clean_charge} kWh clean, discharge {chaos_discharge} vs {clean_discharge}; lost {losses:?}"
     );
     println!(
         "soak: faults={faults} lost={lost} duplicates={duplicates} ledger_diff_wh={}",
