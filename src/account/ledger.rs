@@ -177,6 +177,30 @@ impl Ledger {
             self.add(seg.date, seg.band, seg.price, kind, mwh);
             return;
         }
+        if from.duration_until(to) > self.max_gap {
+            // Too long to split by time. One band of one day still takes it
+            // all; otherwise it is unattributed. Walked only as far as the
+            // first change of band or day: a gap may span years (a clock
+            // that jumped), which must not cost a segment per band and day.
+            let mut t = seg.end;
+            let same = loop {
+                if t >= to {
+                    break true;
+                }
+                let next = self.cursor.at(t);
+                if (next.date, next.band) != (seg.date, seg.band) || next.end <= t {
+                    break false;
+                }
+                t = next.end;
+            };
+            if same {
+                self.add(seg.date, seg.band, seg.price, kind, mwh);
+            } else {
+                let (lo, hi) = self.price_range(from, to);
+                self.unattributed(from, to, kind, mwh, lo, hi);
+            }
+            return;
+        }
         let mut pieces = Vec::new();
         let mut t = from;
         while t < to {
@@ -184,23 +208,6 @@ impl Ledger {
             let end = seg.end.min(to);
             pieces.push((seg, t.duration_until(end).as_nanos() as i64));
             t = end;
-        }
-        if from.duration_until(to) > self.max_gap {
-            let (first, _) = pieces[0];
-            if pieces
-                .iter()
-                .all(|(s, _)| (s.date, s.band) == (first.date, first.band))
-            {
-                self.add(first.date, first.band, first.price, kind, mwh);
-            } else {
-                let (lo, hi) = pieces
-                    .iter()
-                    .fold((f64::MAX, f64::MIN), |(lo, hi), (s, _)| {
-                        (lo.min(s.price), hi.max(s.price))
-                    });
-                self.unattributed(from, to, kind, mwh, lo, hi);
-            }
-            return;
         }
         let weights: Vec<i64> = pieces.iter().map(|p| p.1).collect();
         for ((seg, _), part) in pieces.iter().zip(split(mwh, &weights)) {
@@ -285,11 +292,15 @@ impl Ledger {
         } += mwh;
     }
 
-    /// The cheapest and dearest price in force over `[from, to]`.
+    /// The cheapest and dearest price in force over `[from, to]`. Past a few
+    /// years of segments the bounds become those of every price the tariff
+    /// has ever had: wider, still true, and not a walk through centuries
+    /// when a timestamp is off by a thousand years.
     fn price_range(&mut self, from: Timestamp, to: Timestamp) -> (f64, f64) {
+        const WALK_LIMIT: usize = 10_000;
         let (mut lo, mut hi) = (f64::MAX, f64::MIN);
         let mut t = from;
-        loop {
+        for _ in 0..WALK_LIMIT {
             let seg = self.cursor.at(t);
             (lo, hi) = (lo.min(seg.price), hi.max(seg.price));
             if seg.end >= to || seg.end <= t {
@@ -297,6 +308,12 @@ impl Ledger {
             }
             t = seg.end;
         }
+        for (_, prices) in &self.cursor.tariff.price_sets {
+            for p in prices {
+                (lo, hi) = (lo.min(*p), hi.max(*p));
+            }
+        }
+        (lo, hi)
     }
 
     /// The day record of instant `at`, for the rarer bookkeeping beside energy.
@@ -489,6 +506,32 @@ mod tests {
         assert_eq!(
             l.days[&jiff::civil::date(2026, 3, 29)].bands["low"].discharge_mwh,
             3_000
+        );
+    }
+
+    /// Found by the `replay_csv` fuzz target: a year typed as 5020 made one
+    /// interval three thousand years long, walked segment by segment.
+    #[test]
+    fn an_interval_of_millennia_is_bounded_by_every_price_without_a_walk() {
+        let t = chongqing();
+        let mut l = Ledger::new(t.clone(), BTreeMap::new(), SignedDuration::from_mins(1));
+        let (from, to) = (local(&t, "2025-03-10T07:00"), local(&t, "5020-03-10T07:00"));
+        l.book(from, to, Kind::Charge, 1_000);
+        l.flush();
+        let (lo, hi) = t
+            .price_sets
+            .iter()
+            .flat_map(|(_, p)| p.iter().copied())
+            .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p), b.max(p)));
+        let u = l
+            .days
+            .values()
+            .find_map(|d| d.unattributed.as_deref())
+            .expect("the energy is unattributed");
+        assert_eq!(u.charge_mwh, 1_000);
+        assert_eq!(
+            (u.intervals[0].price_min, u.intervals[0].price_max),
+            (lo, hi)
         );
     }
 
