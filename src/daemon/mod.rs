@@ -386,7 +386,14 @@ pub async fn run(
     for e in events.drain(..) {
         outbox.push(&e);
     }
-    flush(&mut outbox, spool.as_deref(), &health, &mut books.log);
+    if let Some(spool) = spool.as_deref() {
+        if let Err(e) = tokio::task::block_in_place(|| outbox.flush_now(spool)) {
+            tracing::error!(
+                "cannot write {} messages to the spool at shutdown; they are lost: {e}",
+                outbox.len()
+            );
+        }
+    }
     tokio::task::block_in_place(|| books.commit())?;
     tracing::info!("ledger and spool committed");
     for t in [mqtt_task, influx_task].into_iter().flatten() {

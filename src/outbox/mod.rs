@@ -31,7 +31,7 @@ pub enum Sink {
 /// What may wait in memory for the spool.
 pub const MAX_PENDING_BYTES: usize = 64 << 20;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outbox {
     sinks: Vec<Sink>,
     pending: VecDeque<(&'static str, Record)>,
@@ -39,6 +39,11 @@ pub struct Outbox {
     max_bytes: usize,
     /// Records dropped because the spool could not take them in time.
     pub dropped: u64,
+    /// After a failed write, when to try again: a spool that cannot be
+    /// written (a full disk) must not cost the loop a rewrite of everything
+    /// pending at every iteration.
+    retry_at: Option<std::time::Instant>,
+    backoff: crate::backoff::Backoff,
 }
 
 fn size(r: &Record) -> usize {
@@ -53,8 +58,15 @@ impl Outbox {
     pub fn with_bound(sinks: Vec<Sink>, max_bytes: usize) -> Self {
         Outbox {
             sinks,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
             max_bytes,
-            ..Outbox::default()
+            dropped: 0,
+            retry_at: None,
+            backoff: crate::backoff::Backoff::new(
+                std::time::Duration::from_millis(200),
+                std::time::Duration::from_secs(10),
+            ),
         }
     }
 
@@ -103,14 +115,28 @@ impl Outbox {
         }
     }
 
-    /// Writes what is pending; on failure it stays pending for the next try.
+    /// Writes what is pending; on failure it stays pending, and attempts
+    /// wait (200 ms, doubling to 10 s) until one succeeds. `Ok` while waiting.
     pub fn flush(&mut self, spool: &Spool) -> Result<(), SpoolError> {
+        if self.retry_at.is_some_and(|t| std::time::Instant::now() < t) {
+            return Ok(());
+        }
+        self.flush_now(spool)
+    }
+
+    /// Writes what is pending now, whatever an earlier failure said (at shutdown).
+    pub fn flush_now(&mut self, spool: &Spool) -> Result<(), SpoolError> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let batch: Vec<(&str, Record)> =
             self.pending.iter().map(|(s, r)| (*s, r.clone())).collect();
-        spool.append(&batch)?;
+        if let Err(e) = spool.append(&batch) {
+            self.retry_at = Some(std::time::Instant::now() + self.backoff.next_delay());
+            return Err(e);
+        }
+        self.retry_at = None;
+        self.backoff.reset();
         self.pending.clear();
         self.pending_bytes = 0;
         Ok(())
