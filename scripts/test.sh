@@ -19,6 +19,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The reference Prometheus client's parser reads /metrics in a test.
 /usr/bin/python3 -c "import prometheus_client" >/dev/null 2>&1 || need+=(python3-prometheus-client)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# systemd-analyze verifies the shipped unit.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # promtool checks and unit-tests the shipped alerting rules.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # schemathesis (PyPI) goes into a virtualenv of Debian's Python.

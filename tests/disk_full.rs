@@ -113,15 +113,14 @@ fn a_full_disk_stops_nothing_loses_nothing_committed_and_heals() {
     // Space returns: commits and deliveries resume.
     drop(f);
     std::fs::remove_file(&filler).unwrap();
-    let failures = commits(&d);
     let sent = delivered(&d);
     wait("deliveries resumed", 60, || delivered(&d) > sent + 5.0);
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(
-        commits(&d),
-        failures,
-        "no commit fails once there is space again"
-    );
+    // Both files were reopened (the ledger's at its next commit); the last
+    // commit, at shutdown, succeeds (the exit code says so).
+    d.wait_logs(&[
+        "spool.redb: reopened after an I/O error",
+        "ledger.redb: reopened after an I/O error",
+    ]);
     let (code, _) = d.finish();
     assert_eq!(code, Some(0));
     let (code, _) = clean_daemon.finish();

@@ -74,13 +74,15 @@ fn victoriametrics_v2_api_behind_a_path_prefix_matches_mqtt() {
     // VictoriaMetrics makes fresh points searchable within seconds; wait for the last poll.
     let newest = states.keys().map(|k| k.1).max().unwrap();
     let mut series = vm.export("bess_.*");
-    for _ in 0..300 {
-        if series
-            .iter()
-            .any(|(m, v)| m["__name__"] == "bess_telemetry_seq" && v.iter().any(|p| p.0 >= newest))
-        {
-            break;
-        }
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while !series
+        .iter()
+        .any(|(m, v)| m["__name__"] == "bess_telemetry_seq" && v.iter().any(|p| p.0 >= newest))
+    {
+        assert!(
+            std::time::Instant::now() < end,
+            "the last poll ({newest}) did not reach VictoriaMetrics within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
         series = vm.export("bess_.*");
     }
@@ -239,10 +241,12 @@ fn a_database_outage_loses_nothing() {
             .map(|(_, v)| v)
             .unwrap_or_default()
     };
-    for _ in 0..600 {
-        if seq(&vm).iter().any(|(t, _)| *t > resumed + 1000) {
-            break;
-        }
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while !seq(&vm).iter().any(|(t, _)| *t > resumed + 1000) {
+        assert!(
+            std::time::Instant::now() < end,
+            "no poll from after the outage reached VictoriaMetrics within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(daemon.terminate(), Some(0));
