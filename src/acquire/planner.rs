@@ -253,6 +253,11 @@ mod tests {
         let mut l = limits(125, 8);
         l.holes.push((Table::Holding, 3, 3));
         let reqs = plan_units(vec![unit(0, 2), unit(5, 2)], &l).unwrap();
+        // Without the hole one request would read 0..7, gap and all.
+        assert!(
+            reqs.iter().all(|r| !(r.start as u32 <= 3 && 3 < r.end())),
+            "register 3 is inside a request: {reqs:?}"
+        );
         assert_eq!(reqs.len(), 2);
     }
 
@@ -346,6 +351,26 @@ mod tests {
                 prop_assert!(r.count <= max && r.count > 0);
             }
             prop_assert_eq!(reqs.len(), brute_force_min(&units, max as u32, gap as u32));
+        }
+
+        /// Whatever the units and holes, no request reads a register of a
+        /// hole, and every unit outside the holes is read.
+        #[test]
+        fn no_request_reads_a_hole(units in arb_units(), holes in proptest::collection::vec((0u16..30, 0u16..3), 0..4), gap in 0u16..8) {
+            let mut l = limits(12, gap);
+            l.holes = holes.iter().map(|&(s, w)| (Table::Holding, s, s + w)).collect();
+            let in_hole = |a: u32| l.holes.iter().any(|&(_, s, e)| s as u32 <= a && a <= e as u32);
+            let units: Vec<Unit> = units.into_iter().filter(|u| !(u.start..u.end).any(in_hole)).collect();
+            prop_assume!(!units.is_empty());
+            let reqs = plan_units(units.clone(), &l).unwrap();
+            for r in &reqs {
+                for a in r.start as u32..r.end() {
+                    prop_assert!(!in_hole(a), "register {} of hole {:?} is read by {:?}", a, l.holes, r);
+                }
+            }
+            for u in &units {
+                prop_assert!(reqs.iter().any(|r| r.start as u32 <= u.start && u.end <= r.end()));
+            }
         }
     }
 
