@@ -390,8 +390,24 @@ fn chaos_soak_loses_nothing_and_books_what_a_clean_run_books() {
         clean_charge > 1.0,
         "the clean run booked {clean_charge} kWh of charge: the battery did not move"
     );
+    // Lines InfluxDB refused as bad data are kept apart, never lost silently;
+    // in a soak nothing is bad, so each is a loss.
+    let dead = chaos_cfg.dir.path().join("state/influxdb-dead-letter");
+    for f in std::fs::read_dir(&dead).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+        for l in text.lines().filter(|l| l.contains("site=lab")) {
+            losses
+                .entry("dead-lettered")
+                .or_default()
+                .push(l.chars().take(120).collect());
+        }
+    }
     let lost: u64 = losses.values().map(|v| v.len() as u64).sum();
     if lost > 0 {
+        let keep =
+            std::env::temp_dir().join(format!("bessmon-soak-{seed}-{}.log", std::process::id()));
+        let _ = std::fs::write(&keep, logs.join("\n"));
+        eprintln!("soak: the chaos daemon's log is in {}", keep.display());
         for l in logs
             .iter()
             .filter(|l| l.contains("WARN") || l.contains("ERROR"))
