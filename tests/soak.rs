@@ -143,6 +143,104 @@ fn books(cfg: &TestConfig) -> (f64, f64) {
     (kwh("charge_kwh"), kwh("discharge_kwh"))
 }
 
+/// What the sinks hold, counted: (losses by where they were found,
+/// duplicates, polls). Telemetry against status run by run, then the
+/// subscriber's messages against what was stored.
+fn tally(
+    vm: &VictoriaMetrics,
+    received: &Received,
+) -> (BTreeMap<&'static str, Vec<String>>, u64, u64) {
+    let status_seq = points(vm, "bess_status_seq");
+    let status_online = points(vm, "bess_status_online");
+    let telemetry = points(vm, "bess_telemetry_seq");
+    // Where each loss was found, for the report.
+    let mut losses: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    let mut duplicates = 0u64;
+    let mut polls = 0u64;
+    let mut stored: HashMap<String, BTreeSet<i64>> = HashMap::new();
+    for dev in DEVICES {
+        let seqs = status_seq.get(dev).cloned().unwrap_or_default();
+        assert!(!seqs.is_empty(), "no status points of lab/{dev}");
+        let online: HashMap<i64, f64> = status_online
+            .get(dev)
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default();
+        let tel: Vec<i64> = telemetry
+            .get(dev)
+            .map(|v| v.iter().map(|p| p.0).collect())
+            .unwrap_or_default();
+        let tel_set: BTreeSet<i64> = tel.iter().copied().collect();
+        duplicates += (tel.len() - tel_set.len()) as u64;
+        let mut runs: Vec<Vec<(i64, u64)>> = Vec::new();
+        let mut seen_ts = BTreeSet::new();
+        for &(ts, seq) in &seqs {
+            if !seen_ts.insert(ts) {
+                duplicates += 1;
+                continue;
+            }
+            let seq = seq as u64;
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|(_, s)| seq > *s) => run.push((ts, seq)),
+                _ => runs.push(vec![(ts, seq)]),
+            }
+        }
+        for run in &runs {
+            let max = run.last().map(|p| p.1).unwrap_or(0);
+            // Numbers from 1 to the last stored: each missing one was lost.
+            let have: BTreeSet<u64> = run.iter().map(|p| p.1).collect();
+            for missing in (1..=max).filter(|s| !have.contains(s)) {
+                losses
+                    .entry("status")
+                    .or_default()
+                    .push(format!("{dev} poll {missing} of the run from {}", run[0].0));
+            }
+            polls += max;
+            for (ts, _) in run {
+                if online.get(ts).copied() == Some(1.0) && !tel_set.contains(ts) {
+                    losses
+                        .entry("telemetry")
+                        .or_default()
+                        .push(format!("{dev} at {ts}"));
+                }
+            }
+        }
+        stored.insert(dev.to_string(), tel_set);
+    }
+
+    // The subscriber's messages against what was stored.
+    let mut heard: HashMap<String, Vec<i64>> = HashMap::new();
+    for (topic, payload, _) in received.lock().unwrap().iter() {
+        let dev = topic.split('/').nth(2).unwrap_or_default().to_string();
+        let v: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
+        if let Some(ts) = v["ts"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        {
+            heard.entry(dev).or_default().push(ts.as_millisecond());
+        }
+    }
+    for dev in DEVICES {
+        let got = heard.remove(dev).unwrap_or_default();
+        let unique: BTreeSet<i64> = got.iter().copied().collect();
+        duplicates += (got.len() - unique.len()) as u64;
+        let stored = &stored[dev];
+        for ts in stored.difference(&unique) {
+            losses
+                .entry("mqtt")
+                .or_default()
+                .push(format!("{dev} at {ts}"));
+        }
+        for ts in unique.difference(stored) {
+            losses
+                .entry("influxdb")
+                .or_default()
+                .push(format!("{dev} at {ts}"));
+        }
+    }
+
+    (losses, duplicates, polls)
+}
+
 #[test]
 fn chaos_soak_loses_nothing_and_books_what_a_clean_run_books() {
     let n = soak_minutes();
@@ -293,94 +391,17 @@ fn chaos_soak_loses_nothing_and_books_what_a_clean_run_books() {
     let (code, _) = clean.finish();
     assert_eq!(code, Some(0), "the clean daemon stops cleanly");
 
-    // Telemetry against status, run by run.
-    let status_seq = points(&vm, "bess_status_seq");
-    let status_online = points(&vm, "bess_status_online");
-    let telemetry = points(&vm, "bess_telemetry_seq");
-    // Where each loss was found, for the report.
-    let mut losses: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    let mut duplicates = 0u64;
-    let mut polls = 0u64;
-    let mut stored: HashMap<String, BTreeSet<i64>> = HashMap::new();
-    for dev in DEVICES {
-        let seqs = status_seq.get(dev).cloned().unwrap_or_default();
-        assert!(!seqs.is_empty(), "no status points of lab/{dev}");
-        let online: HashMap<i64, f64> = status_online
-            .get(dev)
-            .map(|v| v.iter().copied().collect())
-            .unwrap_or_default();
-        let tel: Vec<i64> = telemetry
-            .get(dev)
-            .map(|v| v.iter().map(|p| p.0).collect())
-            .unwrap_or_default();
-        let tel_set: BTreeSet<i64> = tel.iter().copied().collect();
-        duplicates += (tel.len() - tel_set.len()) as u64;
-        let mut runs: Vec<Vec<(i64, u64)>> = Vec::new();
-        let mut seen_ts = BTreeSet::new();
-        for &(ts, seq) in &seqs {
-            if !seen_ts.insert(ts) {
-                duplicates += 1;
-                continue;
-            }
-            let seq = seq as u64;
-            match runs.last_mut() {
-                Some(run) if run.last().is_some_and(|(_, s)| seq > *s) => run.push((ts, seq)),
-                _ => runs.push(vec![(ts, seq)]),
-            }
+    // VictoriaMetrics makes the last writes searchable within seconds, even
+    // after a forced flush: count again until nothing is missing or 30 s
+    // have passed, and report what is still missing then.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut losses, duplicates, polls) = loop {
+        let t = tally(&vm, &received);
+        if t.0.is_empty() || Instant::now() >= deadline {
+            break t;
         }
-        for run in &runs {
-            let max = run.last().map(|p| p.1).unwrap_or(0);
-            // Numbers from 1 to the last stored: each missing one was lost.
-            let have: BTreeSet<u64> = run.iter().map(|p| p.1).collect();
-            for missing in (1..=max).filter(|s| !have.contains(s)) {
-                losses
-                    .entry("status")
-                    .or_default()
-                    .push(format!("{dev} poll {missing} of the run from {}", run[0].0));
-            }
-            polls += max;
-            for (ts, _) in run {
-                if online.get(ts).copied() == Some(1.0) && !tel_set.contains(ts) {
-                    losses
-                        .entry("telemetry")
-                        .or_default()
-                        .push(format!("{dev} at {ts}"));
-                }
-            }
-        }
-        stored.insert(dev.to_string(), tel_set);
-    }
-
-    // The subscriber's messages against what was stored.
-    let mut heard: HashMap<String, Vec<i64>> = HashMap::new();
-    for (topic, payload, _) in received.lock().unwrap().iter() {
-        let dev = topic.split('/').nth(2).unwrap_or_default().to_string();
-        let v: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
-        if let Some(ts) = v["ts"]
-            .as_str()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        {
-            heard.entry(dev).or_default().push(ts.as_millisecond());
-        }
-    }
-    for dev in DEVICES {
-        let got = heard.remove(dev).unwrap_or_default();
-        let unique: BTreeSet<i64> = got.iter().copied().collect();
-        duplicates += (got.len() - unique.len()) as u64;
-        let stored = &stored[dev];
-        for ts in stored.difference(&unique) {
-            losses
-                .entry("mqtt")
-                .or_default()
-                .push(format!("{dev} at {ts}"));
-        }
-        for ts in unique.difference(stored) {
-            losses
-                .entry("influxdb")
-                .or_default()
-                .push(format!("{dev} at {ts}"));
-        }
-    }
+        std::thread::sleep(Duration::from_secs(1));
+    };
 
     let (chaos_charge, chaos_discharge) = books(&chaos_cfg);
     let (clean_charge, clean_discharge) = books(&clean_cfg);
@@ -390,6 +411,7 @@ fn chaos_soak_loses_nothing_and_books_what_a_clean_run_books() {
         clean_charge > 1.0,
         "the clean run booked {clean_charge} kWh of charge: the battery did not move"
     );
+
     // Lines InfluxDB refused as bad data are kept apart, never lost silently;
     // in a soak nothing is bad, so each is a loss.
     let dead = chaos_cfg.dir.path().join("state/influxdb-dead-letter");
