@@ -5,7 +5,6 @@
 //! answer its API.
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -15,28 +14,6 @@ const DEVICES: usize = 10_000;
 /// README: "Resource bounds".
 const MAX_RSS_MB: u64 = 512;
 const MAX_OPEN_FILES: usize = DEVICES + 256;
-
-struct Tmpfs(std::path::PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn mount_tmpfs(dir: &Path, size: &str) -> Tmpfs {
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .output()
-        .expect("run mount");
-    assert!(
-        out.status.success(),
-        "cannot mount a tmpfs here (the test needs root in its own mount namespace): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Tmpfs(dir.to_path_buf())
-}
 
 fn rss_mb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -85,7 +62,7 @@ fn ten_thousand_silent_devices_and_a_full_spool_stay_within_bounds() {
     ));
     let state = cfg.dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let _fs = mount_tmpfs(&state, "8m");
+    let _fs = Tmpfs::mount(&state, "8m");
     let d = Daemon::start(&cfg.path);
     let port_http = d.http_port();
     // The spool's disk fills up.

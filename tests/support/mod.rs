@@ -1048,3 +1048,31 @@ pub fn wait_for_requests(site: &bessmon::sim::SimSite, more: u64, what: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A tmpfs of `size` mounted on `dir` by the test, unmounted when dropped.
+/// Fails the test where the machine does not allow it (the test command runs
+/// as root, in CI too).
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let out = Command::new(require("mount"))
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs on {} (the test needs root): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
