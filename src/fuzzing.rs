@@ -364,7 +364,7 @@ async fn serve_api(v: crate::config::Validated, port: std::sync::mpsc::Sender<u1
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(http::serve(listener, shared, stop));
     while let Some(ask) = asked.recv().await {
-        crate::daemon::answer(ask, &mut books, now);
+        crate::daemon::answer(ask, &mut books);
     }
 }
 

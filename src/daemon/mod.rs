@@ -357,7 +357,7 @@ pub async fn run(
                     l.anomalies.insert(site.to_string(), [n.quarantined, n.resets, n.rollovers, n.transients, n.gaps, n.implausible, n.held_back, n.counter_gaps]);
                 }
             }
-            Some(ask) = asks_rx.recv() => answer(ask, &mut books, clock.now()),
+            Some(ask) = asks_rx.recv() => answer(ask, &mut books),
             _ = summary.tick(), if opts.summary_every.is_some() => {
                 for line in books.summary(clock.now()) {
                     tracing::info!("{line}");
@@ -481,7 +481,7 @@ fn update_live(l: &mut Live, e: &Event) {
     }
 }
 
-pub(crate) fn answer(ask: http::Ask, books: &mut Accountant, now: jiff::Timestamp) {
+pub(crate) fn answer(ask: http::Ask, books: &mut Accountant) {
     match ask {
         // Copying a period's books out is cheap; building a report from
         // years of days is not, and must not hold up the samples.
@@ -505,22 +505,5 @@ pub(crate) fn answer(ask: http::Ask, books: &mut Accountant, now: jiff::Timestam
                 });
             }
         },
-        http::Ask::Bands(site, reply) => {
-            let bands = books.sites.get(&*site).map(|a| {
-                let t = &a.setup.tariff;
-                let mut out = Vec::new();
-                let mut at = now - jiff::SignedDuration::from_hours(24);
-                while at < now && out.len() < 500 {
-                    let seg = t.segment_at(at);
-                    out.push(serde_json::json!({
-                        "start": seg.start.as_millisecond(), "end": seg.end.as_millisecond(),
-                        "band": t.bands[seg.band as usize], "price": seg.price,
-                    }));
-                    at = seg.end;
-                }
-                out
-            });
-            let _ = reply.send(bands);
-        }
     }
 }

@@ -38,8 +38,6 @@ pub enum Ask {
         Period,
         oneshot::Sender<Option<Vec<serde_json::Value>>>,
     ),
-    /// The tariff segments of the last 24 hours: start and end (ms), band, price.
-    Bands(String, oneshot::Sender<Option<Vec<serde_json::Value>>>),
 }
 
 #[derive(Clone)]
@@ -297,19 +295,41 @@ async fn days(
 }
 
 async fn history(State(s): State<Shared>, Path(id): Path<String>) -> Response {
-    let points: Option<Vec<live::HistoryPoint>> = read(&s.live)
-        .sites
-        .get(&id)
-        .map(|x| x.history.iter().copied().collect());
-    let Some(points) = points else {
+    let found = read(&s.live).sites.get(&id).map(|x| {
+        let points: Vec<live::HistoryPoint> = x.history.iter().copied().collect();
+        (points, x.tariff_def.clone())
+    });
+    let Some((points, tariff)) = found else {
         return (StatusCode::NOT_FOUND, format!("no site `{id}`\n")).into_response();
     };
-    let (tx, rx) = oneshot::channel();
-    if s.asks.send(Ask::Bands(id.clone(), tx)).await.is_err() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
-    }
-    let bands = rx.await.ok().flatten().unwrap_or_default();
+    // The tariff is the site's own (replaced on reload with the books'): no
+    // need to ask the daemon loop.
+    let bands = tariff
+        .map(|t| bands_before(&t, s.clock.now()))
+        .unwrap_or_default();
     Json(json!({ "points": points, "bands": bands })).into_response()
+}
+
+/// The tariff's segments over the 24 hours before `now`: start and end
+/// (ms), band, price.
+fn bands_before(
+    t: &crate::account::tariff::Tariff,
+    now: jiff::Timestamp,
+) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut at = now - jiff::SignedDuration::from_hours(24);
+    while at < now && out.len() < 500 {
+        let seg = t.segment_at(at);
+        out.push(json!({
+            "start": seg.start.as_millisecond(), "end": seg.end.as_millisecond(),
+            "band": t.bands[seg.band as usize], "price": seg.price,
+        }));
+        if seg.end <= at {
+            break;
+        }
+        at = seg.end;
+    }
+    out
 }
 
 /// Binds first, so a taken port is a startup error.
@@ -417,6 +437,28 @@ mod tests {
             })
             .collect();
         assert_eq!(documented, routed);
+    }
+
+    /// The history's bands tile the last 24 hours, in order, without a gap.
+    #[test]
+    fn the_bands_before_now_tile_a_day() {
+        let text = crate::bundled::tariff("cn-chongqing-ci-2025-02").unwrap();
+        let t = crate::account::tariff::Tariff::parse(
+            std::path::Path::new("cn-chongqing-ci-2025-02.toml"),
+            text,
+        )
+        .unwrap();
+        let now: jiff::Timestamp = "2025-07-15T04:10:00Z".parse().unwrap();
+        let bands = super::bands_before(&t, now);
+        let ms = |v: &serde_json::Value, k: &str| v[k].as_i64().unwrap();
+        assert!(bands.len() >= 4, "{bands:?}");
+        assert!(
+            ms(&bands[0], "start") <= (now - jiff::SignedDuration::from_hours(24)).as_millisecond()
+        );
+        assert!(ms(bands.last().unwrap(), "end") >= now.as_millisecond());
+        for w in bands.windows(2) {
+            assert_eq!(ms(&w[0], "end"), ms(&w[1], "start"));
+        }
     }
 
     #[test]
