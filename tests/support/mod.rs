@@ -739,6 +739,8 @@ pub fn http(
 ) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    // A server that never answers fails the test instead of hanging it.
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let auth = auth
         .map(|a| format!("Authorization: {a}\r\n"))
         .unwrap_or_default();
@@ -749,7 +751,9 @@ pub fn http(
     )
     .unwrap();
     let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
+    s.read_to_end(&mut out).unwrap_or_else(|e| {
+        panic!("{method} {path_and_query} on port {port}: no whole answer within 30 s ({e})")
+    });
     let text = String::from_utf8_lossy(&out).into_owned();
     let status = text
         .split_whitespace()
