@@ -47,7 +47,29 @@ impl Proc {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
-        self.0.wait().ok().and_then(|s| s.code())
+        wait_exit(&mut self.0, "a peer")
+    }
+}
+
+/// Waits for `child` to exit, at most 60 s: one that does not is killed and
+/// fails the test, which would otherwise hang.
+pub fn wait_exit(child: &mut Child, what: &str) -> Option<i32> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.code(),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{what} (pid {}) did not exit within 60 s of SIGTERM",
+                    child.id()
+                );
+            }
+        }
     }
 }
 
@@ -703,7 +725,7 @@ impl Daemon {
         let _ = Command::new("kill")
             .args(["-TERM", &self.proc.0.id().to_string()])
             .status();
-        self.proc.0.wait().unwrap().code()
+        wait_exit(&mut self.proc.0, "the daemon")
     }
 
     /// Stops the daemon (SIGTERM) and returns every line it logged, with its exit code.
