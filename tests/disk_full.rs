@@ -5,17 +5,8 @@
 //! filled.
 mod support;
 
-use std::time::{Duration, Instant};
 
 use support::*;
-
-fn wait(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < deadline, "within {secs} s: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn charge_kwh(cfg: &TestConfig) -> f64 {
     let r = lifetime_report(cfg);
@@ -56,7 +47,7 @@ fn a_full_disk_stops_nothing_loses_nothing_committed_and_heals() {
         d.metric("bessmon_sink_written_total{sink=\"mqtt\"}")
             .unwrap_or(0.0)
     };
-    wait("the first messages delivered", 30, || delivered(&d) > 5.0);
+    wait_for("the first messages delivered", 30, || delivered(&d) > 5.0);
 
     // Fill the disk to the last byte.
     let filler = state.join("filler");
@@ -73,9 +64,9 @@ fn a_full_disk_stops_nothing_loses_nothing_committed_and_heals() {
     // Loudly: an error in the log, and the failures counted.
     let line = d.wait_log("No space left");
     assert!(line.contains("ERROR"), "logged as an error: {line}");
-    wait("a ledger commit failure counted", 30, || commits(&d) >= 1.0);
+    wait_for("a ledger commit failure counted", 30, || commits(&d) >= 1.0);
     // Polling goes on.
-    wait("ten more polls on a full disk", 30, || {
+    wait_for("ten more polls on a full disk", 30, || {
         polls(&d) >= full_at + 10.0
     });
     let (code, body) = http("GET", d.http_port(), "/healthz", "", None);
@@ -88,7 +79,7 @@ fn a_full_disk_stops_nothing_loses_nothing_committed_and_heals() {
     drop(f);
     std::fs::remove_file(&filler).unwrap();
     let sent = delivered(&d);
-    wait("deliveries resumed", 60, || delivered(&d) > sent + 5.0);
+    wait_for("deliveries resumed", 60, || delivered(&d) > sent + 5.0);
     // Both files were reopened (the ledger's at its next commit); the last
     // commit, at shutdown, succeeds (the exit code says so).
     d.wait_logs(&[

@@ -5,7 +5,6 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -123,14 +122,9 @@ fn secrets_appear_in_no_log_output_metric_api_answer_page_or_message() {
         g.iter().any(|m| m.0 == "bessmon/lab/pcs/state")
             && g.iter().any(|m| m.0.starts_with("homeassistant/"))
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while vm.export("bess_telemetry_.*").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no telemetry point reached VictoriaMetrics within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for("a telemetry point in VictoriaMetrics", 60, || {
+        !vm.export("bess_telemetry_.*").is_empty()
+    });
 
     let port = daemon.http_port();
     let bearer = format!("Bearer {HTTP_TOKEN}");

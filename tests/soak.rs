@@ -363,28 +363,29 @@ fn chaos_soak_loses_nothing_and_books_what_a_clean_run_books() {
         );
     }
     // Both daemons read the idle battery at least twice more.
-    std::thread::sleep(Duration::from_secs(3));
+    let pcs_polls = |d: &Daemon| {
+        d.metric("bessmon_polls_total{site=\"lab\",device=\"pcs\"}")
+            .unwrap_or(0.0)
+    };
+    let (chaos_at, clean_at) = (pcs_polls(&chaos), pcs_polls(&clean));
+    wait_for(
+        "two more polls of the idle battery by both daemons",
+        60,
+        || pcs_polls(&chaos) >= chaos_at + 2.0 && pcs_polls(&clean) >= clean_at + 2.0,
+    );
 
     // Everything spooled is delivered before the daemon stops.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let left: f64 = ["mqtt", "influxdb"]
+    wait_for("the chaos daemon's spool to drain", 120, || {
+        ["mqtt", "influxdb"]
             .iter()
             .map(|s| {
                 chaos
                     .metric(&format!("bessmon_spool_entries{{sink=\"{s}\"}}"))
                     .unwrap_or(f64::NAN)
             })
-            .sum();
-        if left == 0.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the spool still held {left} entries 120 s after the last fault"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            .sum::<f64>()
+            == 0.0
+    });
     let (code, last) = chaos.finish();
     logs.extend(last);
     assert_eq!(code, Some(0), "the chaos daemon stops cleanly");

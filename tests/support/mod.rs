@@ -599,6 +599,19 @@ pub fn publish_once(port: u16, topic: &str, payload: &str) {
     }
 }
 
+/// Polls `done` every 100 ms until it holds; fails after `secs` seconds,
+/// saying what it waited for.
+pub fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {secs} s for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits until `pred` holds for what was received (at most 60 s).
 pub fn wait_until(got: &Received, what: &str, pred: impl Fn(&[(String, String, bool)]) -> bool) {
     for _ in 0..1200 {
