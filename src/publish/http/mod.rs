@@ -1,7 +1,8 @@
 //! The HTTP side on `daemon.http_listen`: health, readiness, metrics, the JSON
 //! API and the dashboard. It reads the live state the daemon loop keeps;
-//! anything that needs the books (savings for a period, daily figures) or the
-//! clock is asked of the daemon loop, which owns them.
+//! for the books (savings for a period, daily figures) it asks the loop,
+//! which owns them, for a copy of the period's days, and builds the report
+//! on a worker thread so the loop never waits on a reader.
 mod dashboard;
 pub mod health;
 pub mod live;
