@@ -1,8 +1,8 @@
 //! The HTTP side on `daemon.http_listen`: health, readiness, metrics, the JSON
 //! API and the dashboard. It reads the live state the daemon loop keeps;
 //! for the books (savings for a period, daily figures) it asks the loop,
-//! which owns them, for a copy of the period's days, and builds the report
-//! on a worker thread so the loop never waits on a reader.
+//! which owns them; the loop only copies the period's days out and leaves
+//! building the report to a worker thread.
 mod dashboard;
 pub mod health;
 pub mod live;
