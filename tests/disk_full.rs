@@ -5,7 +5,6 @@
 //! filled.
 mod support;
 
-
 use support::*;
 
 fn charge_kwh(cfg: &TestConfig) -> f64 {
