@@ -28,6 +28,9 @@ pub fn setup_for(site: &SiteSpec) -> SiteSetup {
         site.capacity_kwh,
         site.rated_power_kw,
     );
+    s.usable_kwh = site.settle.usable_kwh;
+    s.round_trip_efficiency = site.settle.round_trip_efficiency;
+    s.max_cycles_per_day = site.settle.max_cycles_per_day;
     s.max_grid_kw = site.max_grid_kw;
     s.grid_capacity_kw = site.grid_capacity_kw;
     s.max_gap =

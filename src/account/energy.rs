@@ -30,6 +30,10 @@ pub struct SiteSetup {
     pub tariff: Arc<Tariff>,
     pub capacity_kwh: f64,
     pub rated_kw: f64,
+    /// What the day's optimum assumes beyond capacity and rating.
+    pub usable_kwh: f64,
+    pub round_trip_efficiency: Option<f64>,
+    pub max_cycles_per_day: f64,
     /// Plausibility limit for the grid meter's counters when neither a
     /// contracted capacity nor measured grid power says better.
     pub max_grid_kw: f64,
@@ -56,6 +60,9 @@ impl SiteSetup {
             tariff,
             capacity_kwh,
             rated_kw,
+            usable_kwh: capacity_kwh,
+            round_trip_efficiency: None,
+            max_cycles_per_day: 2.0,
             max_grid_kw: 4.0 * rated_kw,
             grid_capacity_kw: None,
             max_gap: SignedDuration::from_secs(3),
@@ -64,6 +71,16 @@ impl SiteSetup {
             import_counter: false,
             battery_power: false,
             sources: Vec::new(),
+        }
+    }
+
+    pub fn battery(&self) -> super::optimum::Battery {
+        super::optimum::Battery {
+            capacity_kwh: self.capacity_kwh,
+            rated_kw: self.rated_kw,
+            usable_kwh: self.usable_kwh,
+            round_trip_efficiency: self.round_trip_efficiency,
+            max_cycles_per_day: self.max_cycles_per_day,
         }
     }
 
@@ -587,7 +604,7 @@ impl SiteAccount {
             &self.setup.site,
             period,
             &self.setup.tariff,
-            self.setup.capacity_kwh,
+            &self.setup.battery(),
             &self.ledger.days,
             &self.demand.months,
         )
@@ -600,7 +617,7 @@ impl SiteAccount {
         super::report::Snapshot {
             site: self.setup.site.clone(),
             tariff: self.setup.tariff.clone(),
-            capacity_kwh: self.setup.capacity_kwh,
+            battery: self.setup.battery(),
             period,
             days: period
                 .days_in(&self.ledger.days)

@@ -3,11 +3,14 @@
 //! layer; the same code serves `run` (live) and `replay` (CSV history).
 //! Knows nothing of Modbus or MQTT.
 pub mod accountant;
+pub mod contract;
 pub mod counter;
 pub mod demand;
 pub mod energy;
 pub mod integrate;
 pub mod ledger;
+pub mod lp;
+pub mod optimum;
 pub mod replay;
 pub mod report;
 pub mod site;

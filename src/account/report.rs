@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::demand::{Month, MonthPeak};
 use super::ledger::Day;
+use super::optimum::Battery;
 use super::tariff::Tariff;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +114,7 @@ impl Period {
 pub struct Snapshot {
     pub site: std::sync::Arc<str>,
     pub tariff: std::sync::Arc<Tariff>,
-    pub capacity_kwh: f64,
+    pub battery: Battery,
     pub period: Period,
     pub days: BTreeMap<Date, Day>,
     pub months: BTreeMap<Month, MonthPeak>,
@@ -129,7 +130,7 @@ impl Snapshot {
             &self.site,
             period,
             &self.tariff,
-            self.capacity_kwh,
+            &self.battery,
             &self.days,
             &self.months,
         )
@@ -141,7 +142,7 @@ impl Snapshot {
             .keys()
             .map(|d| {
                 let r = self.report_for(Period::Day(*d));
-                serde_json::json!({ "date": d.to_string(), "savings": r.total.savings, "net_savings": r.net_savings, "charge_kwh": r.total.charge_kwh, "discharge_kwh": r.total.discharge_kwh })
+                serde_json::json!({ "date": d.to_string(), "savings": r.total.savings, "net_savings": r.net_savings, "charge_kwh": r.total.charge_kwh, "discharge_kwh": r.total.discharge_kwh, "optimum_savings": r.optimum_savings, "schedule_efficiency": r.schedule_efficiency })
             })
             .collect()
     }
@@ -293,18 +294,29 @@ pub struct Report {
     pub counter_gaps: Vec<CounterGapLine>,
     /// Counter readings held back as implausible for more than five minutes.
     pub held_back: u32,
+    /// What makes the figures provisional: a month priced with an earlier
+    /// month's prices, a year whose holidays the tariff does not list.
+    pub warnings: Vec<String>,
+    /// The most the battery could have saved on the period's days with
+    /// data, by the tariff (`account::optimum`).
+    pub optimum_savings: f64,
+    /// Attributed savings over `optimum_savings`; None when nothing could be earned.
+    pub schedule_efficiency: Option<f64>,
+    /// For a day: the round-trip efficiency the optimum assumed, and
+    /// whether it was measured, configured or assumed.
+    pub optimum_efficiency: Option<f64>,
+    pub optimum_efficiency_source: Option<String>,
 }
 
 pub fn build(
     site: &str,
     period: Period,
     tariff: &Tariff,
-    capacity_kwh: f64,
+    battery: &Battery,
     days: &BTreeMap<Date, Day>,
     months: &BTreeMap<Month, MonthPeak>,
 ) -> Report {
     let currency = &tariff.currency;
-    let demand_price = tariff.demand.as_ref().map(|d| d.price_per_kw_month);
     let mut bands: BTreeMap<String, Acc> = BTreeMap::new();
     let mut total = Acc::default();
     let (mut n, mut quarantined, mut gaps, mut held_back) = (0, 0i64, 0u32, 0u32);
@@ -321,8 +333,16 @@ pub fn build(
         price_min: i.price_min,
         price_max: i.price_max,
     };
+    let mut span: Option<(Date, Date)> = None;
+    let (mut optimum, mut achieved) = (Sum::default(), Sum::default());
+    let mut day_judged = None;
     for (date, day) in period.days_in(days) {
+        span = Some(span.map_or((*date, *date), |(a, _)| (a, *date)));
         n += 1;
+        let judged = judge_day(tariff, battery, *date, day);
+        optimum.add(judged.optimum_savings);
+        achieved.add(judged.savings);
+        day_judged = Some(judged);
         quarantined += day.quarantined_mwh;
         gaps += day.gaps;
         held_back += day.held_back;
@@ -359,8 +379,12 @@ pub fn build(
     let t = total.totals();
     let mut demand = Vec::new();
     let mut demand_savings = Sum::default();
-    if let Some(price) = demand_price {
+    if tariff.demand.is_some() {
         for (&(y, m), p) in months.iter().filter(|(m, _)| period.contains_month(**m)) {
+            let price = Date::new(y, m, 1)
+                .ok()
+                .and_then(|d| tariff.demand_price(d))
+                .unwrap_or(0.0);
             let available = p.measured_windows > 0;
             let savings = if available {
                 (p.baseline_max_kw - p.max_kw) * price
@@ -398,8 +422,8 @@ pub fn build(
         currency: currency.to_string(),
         days: n,
         bands: bands.into_iter().map(|(k, v)| (k, v.totals())).collect(),
-        equivalent_cycles: if capacity_kwh > 0.0 {
-            discharge / capacity_kwh
+        equivalent_cycles: if battery.capacity_kwh > 0.0 {
+            discharge / battery.capacity_kwh
         } else {
             0.0
         },
@@ -421,6 +445,46 @@ pub fn build(
         integration_gaps: gaps,
         counter_gaps,
         held_back,
+        warnings: span.map(|(a, b)| tariff.warnings(a, b)).unwrap_or_default(),
+        optimum_savings: optimum.get(),
+        schedule_efficiency: (optimum.get() > 0.0).then(|| achieved.get() / optimum.get()),
+        optimum_efficiency: match (period, day_judged) {
+            (Period::Day(_), Some(j)) => Some(j.efficiency),
+            _ => None,
+        },
+        optimum_efficiency_source: match (period, day_judged) {
+            (Period::Day(_), Some(j)) => Some(j.source.to_string()),
+            _ => None,
+        },
+    }
+}
+
+/// One day's savings against the tariff's optimum for the battery.
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    savings: f64,
+    optimum_savings: f64,
+    efficiency: f64,
+    source: &'static str,
+}
+
+fn judge_day(tariff: &Tariff, battery: &Battery, date: Date, day: &Day) -> Judged {
+    let (mut charge, mut discharge, mut savings) = (0i64, 0i64, 0.0);
+    for b in day.bands.values() {
+        charge += b.charge_mwh;
+        discharge += b.discharge_mwh;
+        savings += (b.discharge_mwh - b.charge_mwh) as f64 / 1e6 * b.price;
+    }
+    if let Some(u) = &day.unattributed {
+        charge += u.charge_mwh;
+        discharge += u.discharge_mwh;
+    }
+    let (efficiency, source) = battery.efficiency_for(charge as f64 / 1e6, discharge as f64 / 1e6);
+    Judged {
+        savings,
+        optimum_savings: super::optimum::day_optimum(tariff, date, battery, efficiency),
+        efficiency,
+        source,
     }
 }
 
@@ -609,6 +673,20 @@ impl Report {
                 crate::timefmt::span(g.longest_s),
                 crate::timefmt::span(g.total_s)
             );
+        }
+        if let Some(e) = self.schedule_efficiency {
+            s += &format!(
+                "schedule efficiency  {:.1} % of the tariff's optimum {:.2}{}\n",
+                e * 100.0,
+                self.optimum_savings,
+                match (self.optimum_efficiency, &self.optimum_efficiency_source) {
+                    (Some(x), Some(src)) => format!(" (round trip {:.1} %, {src})", x * 100.0),
+                    _ => String::new(),
+                }
+            );
+        }
+        for w in &self.warnings {
+            s += &format!("warning              {w}\n");
         }
         s
     }

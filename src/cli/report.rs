@@ -46,7 +46,7 @@ pub fn run(a: Args) -> Outcome {
         &a.site,
         period,
         &site.tariff,
-        site.capacity_kwh,
+        &site.battery(),
         &loaded.days,
         &loaded.months,
     );

@@ -202,7 +202,7 @@ pub struct Site {
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
-    pub tariff: String,
+    pub tariff: TariffChoice,
     pub capacity_kwh: f64,
     pub rated_power_kw: f64,
     #[serde(default = "default_poll_interval")]
@@ -221,8 +221,94 @@ pub struct Site {
     /// Slow points are read on every `slow_every`-th poll.
     #[serde(default = "default_slow_every")]
     pub slow_every: u32,
+    /// Energy the EMS may cycle, for the day's optimum (default capacity_kwh).
+    #[serde(default)]
+    pub usable_kwh: Option<f64>,
+    /// Round-trip efficiency for the optimum when a day's own cannot be
+    /// measured (nothing charged); a measured day uses its own.
+    #[serde(default)]
+    pub round_trip_efficiency: Option<f64>,
+    #[serde(default = "default_max_cycles")]
+    pub max_cycles_per_day: f64,
+    /// How far ledger and meter may differ per band before it is flagged.
+    #[serde(default = "default_reconcile_tolerance")]
+    pub reconcile_tolerance: f64,
+    /// The tariff band each rate register of the storage meter counts, rate 1 first.
+    #[serde(default = "default_meter_rates")]
+    pub meter_rates: Vec<String>,
+    #[serde(default)]
+    pub contract: Option<crate::account::contract::ContractFile>,
     #[serde(default)]
     pub devices: Vec<Device>,
+}
+
+fn default_max_cycles() -> f64 {
+    2.0
+}
+fn default_reconcile_tolerance() -> f64 {
+    0.01
+}
+pub(crate) fn default_meter_rates_list() -> Vec<String> {
+    default_meter_rates()
+}
+fn default_meter_rates() -> Vec<String> {
+    ["critical", "peak", "flat", "valley"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A site's tariff: a bare id, or ids each in force from a local date.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TariffChoice {
+    One(String),
+    Dated(Vec<DatedTariff>),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatedTariff {
+    pub id: String,
+    pub from: String,
+}
+
+impl TariffChoice {
+    /// How the choice reads in messages and as the merged tariff's id.
+    pub fn label(&self) -> String {
+        match self {
+            TariffChoice::One(id) => id.clone(),
+            TariffChoice::Dated(v) => v
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TariffChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TariffChoice;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a tariff id, or a list of { id = \"...\", from = \"YYYY-MM-DD\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(TariffChoice::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(x) = seq.next_element::<DatedTariff>()? {
+                    out.push(x);
+                }
+                Ok(TariffChoice::Dated(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn default_poll_interval() -> String {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::validate::id_problem;
-use super::{Device, Site};
-use crate::account::site::SiteSpec;
+use super::{Device, Site, TariffChoice};
+use crate::account::site::{Settle, SiteSpec};
 use crate::account::tariff::{Tariff, TariffCatalog};
 use crate::acquire::profile::{Profile, ProfileCatalog};
 use crate::acquire::spec::{DeviceSpec, Transport};
@@ -110,16 +110,7 @@ impl<'a> SiteChecks<'a> {
                 format!("duplicate site id (also sites[{first}])"),
             );
         }
-        let tariff = self.tariff(&s.tariff);
-        if self.tariffs_catalog.find(&s.tariff).is_none() {
-            e(
-                format!("{sk}.tariff"),
-                format!(
-                    "no tariff `{}` among the bundled tariffs or in daemon.tariff_dirs {:?}",
-                    s.tariff, self.tariff_dirs
-                ),
-            );
-        }
+        let tariff = self.site_tariff(&sk, &s.tariff, e);
         for (key, v) in [
             ("max_grid_kw", s.max_grid_kw),
             ("grid_capacity_kw", s.grid_capacity_kw),
@@ -201,6 +192,7 @@ impl<'a> SiteChecks<'a> {
             }
             devices.push(Arc::new(spec));
         }
+        let settle = settle(&sk, s, &tariff, e);
         Some(SiteSpec {
             id: s.id.as_str().into(),
             name: s.name.clone().unwrap_or_else(|| s.id.clone()),
@@ -212,7 +204,86 @@ impl<'a> SiteChecks<'a> {
             rated_power_kw: s.rated_power_kw,
             poll_interval,
             devices,
+            settle,
         })
+    }
+
+    fn known_tariff(
+        &mut self,
+        key: String,
+        id: &str,
+        e: &mut impl FnMut(String, String),
+    ) -> Option<Arc<Tariff>> {
+        let t = self.tariff(id);
+        if self.tariffs_catalog.find(id).is_none() {
+            e(
+                key,
+                format!(
+                    "no tariff `{id}` among the bundled tariffs or in daemon.tariff_dirs {:?}",
+                    self.tariff_dirs
+                ),
+            );
+        }
+        t
+    }
+
+    /// The site's tariff: one file, or files in force one after another.
+    fn site_tariff(
+        &mut self,
+        sk: &str,
+        choice: &TariffChoice,
+        e: &mut impl FnMut(String, String),
+    ) -> Option<Arc<Tariff>> {
+        let list = match choice {
+            TariffChoice::One(id) => return self.known_tariff(format!("{sk}.tariff"), id, e),
+            TariffChoice::Dated(list) => list,
+        };
+        if list.is_empty() {
+            e(
+                format!("{sk}.tariff"),
+                "an empty list: give at least one { id, from }".into(),
+            );
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut ok = true;
+        for (i, d) in list.iter().enumerate() {
+            let key = format!("{sk}.tariff[{i}]");
+            let t = self.known_tariff(format!("{key}.id"), &d.id, e);
+            let from = match d.from.parse::<jiff::civil::Date>() {
+                Ok(f) => Some(f),
+                Err(_) => {
+                    e(
+                        format!("{key}.from"),
+                        format!("`{}` is not a YYYY-MM-DD date", d.from),
+                    );
+                    None
+                }
+            };
+            if let (Some(prev), Some(f)) = (parts.last().map(|(p, _)| *p), from) {
+                if f <= prev {
+                    e(
+                        format!("{key}.from"),
+                        format!("{f} is not after the previous tariff's {prev}: list them in date order"),
+                    );
+                    ok = false;
+                }
+            }
+            match (t, from) {
+                (Some(t), Some(f)) => parts.push((f, t)),
+                _ => ok = false,
+            }
+        }
+        if !ok {
+            return None;
+        }
+        match Tariff::sequence(&choice.label(), &parts) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(m) => {
+                e(format!("{sk}.tariff"), m);
+                None
+            }
+        }
     }
 
     /// Checks one device of site `s`; its spec unless its profile is unusable.
@@ -307,6 +378,79 @@ pub fn default_timeout(poll_interval: Duration) -> Duration {
 
 /// A file loaded once per id however many sites name it; None when it is
 /// missing or broken (its errors, naming the file, go to `errors` once).
+/// The settlement and judgement settings, checked.
+fn settle(
+    sk: &str,
+    s: &Site,
+    tariff: &Option<Arc<Tariff>>,
+    e: &mut impl FnMut(String, String),
+) -> Settle {
+    let usable_kwh = s.usable_kwh.unwrap_or(s.capacity_kwh);
+    if !(usable_kwh.is_finite() && usable_kwh > 0.0 && usable_kwh <= s.capacity_kwh.max(0.0)) {
+        e(
+            format!("{sk}.usable_kwh"),
+            format!(
+                "{usable_kwh} must be positive and at most capacity_kwh ({})",
+                s.capacity_kwh
+            ),
+        );
+    }
+    if let Some(r) = s.round_trip_efficiency.filter(|r| !(*r > 0.0 && *r <= 1.0)) {
+        e(
+            format!("{sk}.round_trip_efficiency"),
+            format!("{r} must be a fraction above 0 and at most 1"),
+        );
+    }
+    if !(s.max_cycles_per_day.is_finite()
+        && s.max_cycles_per_day > 0.0
+        && s.max_cycles_per_day <= 24.0)
+    {
+        e(
+            format!("{sk}.max_cycles_per_day"),
+            format!("{} must be above 0 and at most 24", s.max_cycles_per_day),
+        );
+    }
+    if !(s.reconcile_tolerance.is_finite() && (0.0..1.0).contains(&s.reconcile_tolerance)) {
+        e(
+            format!("{sk}.reconcile_tolerance"),
+            format!("{} must be a fraction (0.01 is 1 %)", s.reconcile_tolerance),
+        );
+    }
+    if s.meter_rates.is_empty() || s.meter_rates.len() > 8 {
+        e(
+            format!("{sk}.meter_rates"),
+            "name 1 to 8 bands, rate 1 first".into(),
+        );
+    }
+    if let Some(t) = tariff {
+        for (i, b) in s.meter_rates.iter().enumerate() {
+            // The default names the usual four; a tariff without a critical
+            // band simply never sees rate 1 move.
+            if !t.bands.contains(b) && s.meter_rates != super::default_meter_rates_list() {
+                e(
+                    format!("{sk}.meter_rates[{i}]"),
+                    format!(
+                        "`{b}` is not a band of tariff `{}` ({})",
+                        t.id,
+                        t.bands.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    Settle {
+        usable_kwh,
+        round_trip_efficiency: s.round_trip_efficiency,
+        max_cycles_per_day: s.max_cycles_per_day,
+        reconcile_tolerance: s.reconcile_tolerance,
+        meter_rates: s.meter_rates.clone(),
+        contract: s
+            .contract
+            .as_ref()
+            .map(|c| c.check(&format!("{sk}.contract"), e)),
+    }
+}
+
 fn loaded<T>(
     cache: &mut HashMap<String, Option<Arc<T>>>,
     errors: &mut Vec<ValidationError>,

@@ -147,6 +147,9 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
         .filter_map(|(si, s)| checks.site(si, s, &mut e))
         .collect();
     checks.finish(&mut warn);
+    for (w, who) in tariff_warnings(&sites, jiff::Timestamp::now()) {
+        warn(format!("sites {}: {w}", who.join(", ")));
+    }
     errs.extend(checks.file_errors);
     match (daemon, mqtt, influx) {
         (Some(daemon), Ok(mqtt), Ok(influx)) if errs.is_empty() => Ok(Validated {
@@ -164,6 +167,27 @@ pub fn validate(source: &str, config: Config) -> Result<Validated, Vec<Validatio
         }),
         _ => Err(errs),
     }
+}
+
+/// What the sites' tariffs lack today (this month's prices, this year's
+/// holidays), each message once with the sites it concerns.
+pub fn tariff_warnings(
+    sites: &[SiteSpec],
+    now: jiff::Timestamp,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for s in sites {
+        let today = s.tariff.tz.to_datetime(now).date();
+        for w in s
+            .tariff
+            .missing_prices(today)
+            .into_iter()
+            .chain(s.tariff.missing_holidays(today.year()))
+        {
+            out.entry(w).or_default().push(s.id.to_string());
+        }
+    }
+    out
 }
 
 /// A validated configuration from TOML text: `sections` go before the sites,

@@ -449,6 +449,7 @@ fn update_live(l: &mut Live, e: &Event) {
     match e {
         Event::Tariff {
             site,
+            at,
             band,
             price,
             until,
@@ -460,6 +461,20 @@ fn update_live(l: &mut Live, e: &Event) {
                     price: *price,
                     until: crate::timefmt::rfc3339(*until),
                 });
+                // Band changes come at least daily, so a new month's missing
+                // prices are logged on its first band change, once.
+                if let Some(t) = &s.tariff_def {
+                    let today = t.tz.to_datetime(*at).date();
+                    let now: Vec<String> = t
+                        .missing_prices(today)
+                        .into_iter()
+                        .chain(t.missing_holidays(today.year()))
+                        .collect();
+                    for w in now.iter().filter(|w| !s.tariff_warnings.contains(w)) {
+                        tracing::warn!(site = %s.id, "{w}");
+                    }
+                    s.tariff_warnings = now;
+                }
             }
         }
         Event::Savings {

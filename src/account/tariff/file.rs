@@ -13,6 +13,10 @@ pub(super) struct TariffFile {
     pub source: String,
     #[serde(default)]
     pub notes: Option<String>,
+    /// Prices are republished every month (China's agency purchase prices),
+    /// so a month without its own `price_changes` entry is worth a warning.
+    #[serde(default)]
+    pub prices_monthly: bool,
     pub prices: BTreeMap<String, f64>,
     pub demand_charge: Option<DemandFile>,
     #[serde(default)]
@@ -42,6 +46,9 @@ fn default_window() -> String {
 pub(super) struct PriceChangeFile {
     pub from: String,
     pub prices: BTreeMap<String, f64>,
+    /// A new demand price from the same date; the previous one goes on otherwise.
+    #[serde(default)]
+    pub demand_price_per_kw_month: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

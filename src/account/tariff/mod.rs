@@ -7,9 +7,9 @@
 //! is), `prices` (band prices and dated changes), `day` (a season's bands
 //! tiling 00:00-24:00 as a sorted boundary list), `season` (which plan each
 //! month and day type takes), `demand` (the demand charge's window) and
-//! `catalog` (where tariffs are found). Finding the band of an instant is a
-//! binary search (`lookup`). Every gap and overlap is reported, naming both
-//! bands.
+//! `catalog` (where tariffs are found) and `sequence` (a site's tariffs in
+//! force one after another). Finding the band of an instant is a binary
+//! search (`lookup`). Every gap and overlap is reported, naming both bands.
 mod calendar;
 mod catalog;
 mod day;
@@ -18,6 +18,8 @@ mod file;
 mod lookup;
 mod prices;
 mod season;
+mod sequence;
+mod warnings;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -46,22 +48,69 @@ pub struct Tariff {
     pub notes: Option<String>,
     /// Band names, sorted; bands are referred to by index into this list.
     pub bands: Vec<String>,
-    /// Price sets by the first local date they apply to, sorted; the first applies from the beginning of time.
+    /// Price sets by the first local date they apply to, sorted; the first
+    /// applies from the beginning of time. A band that a part of a sequence
+    /// does not use is priced NaN there: it never occurs on those dates.
     pub price_sets: Vec<(Date, Vec<f64>)>,
-    pub holidays: BTreeSet<Date>,
-    pub workdays: BTreeSet<Date>,
-    /// `plans[month - 1][day type]`.
-    plans: Vec<[Arc<DayPlan>; 3]>,
+    /// The files in force one after another, by first local date; the first
+    /// also covers every earlier date. One for a tariff file.
+    eras: Vec<Era>,
     pub demand: Option<Demand>,
 }
 
+/// One tariff file's calendar and day plans, in force from `from`.
+#[derive(Debug, PartialEq)]
+struct Era {
+    from: Date,
+    id: String,
+    holidays: BTreeSet<Date>,
+    workdays: BTreeSet<Date>,
+    /// `plans[month - 1][day type]`, band indices into the tariff's `bands`.
+    plans: Vec<[Arc<DayPlan>; 3]>,
+    /// The file says its prices are republished every month.
+    prices_monthly: bool,
+    /// Some season is chosen by the holiday day type, so a year without a
+    /// holiday list would price its holidays as ordinary days.
+    holiday_bands: bool,
+    /// The first dates of the file's own price changes.
+    price_dates: Vec<Date>,
+}
+
 impl Tariff {
+    fn era(&self, date: Date) -> &Era {
+        let i = self.eras.partition_point(|e| e.from <= date);
+        &self.eras[i.saturating_sub(1)]
+    }
+
     pub fn day_type(&self, date: Date) -> DayType {
-        calendar::day_type(&self.holidays, &self.workdays, date)
+        let era = self.era(date);
+        calendar::day_type(&era.holidays, &era.workdays, date)
     }
 
     pub fn plan(&self, date: Date) -> &DayPlan {
-        &self.plans[date.month() as usize - 1][self.day_type(date) as usize]
+        &self.era(date).plans[date.month() as usize - 1][self.day_type(date) as usize]
+    }
+
+    /// The id of the tariff file in force on a local date (the tariff's own
+    /// id unless it is a site's sequence).
+    pub fn file_id(&self, date: Date) -> &str {
+        &self.era(date).id
+    }
+
+    /// The files of a sequence with the first date each is in force from
+    /// (None for the first, which also covers all earlier dates).
+    pub fn parts(&self) -> Vec<(Option<Date>, &str)> {
+        self.eras
+            .iter()
+            .map(|e| (Some(e.from).filter(|d| *d != Date::MIN), e.id.as_str()))
+            .collect()
+    }
+
+    /// The demand price per kW-month in force in the month of `date` (the
+    /// price on its first day), when the tariff has a demand charge.
+    pub fn demand_price(&self, date: Date) -> Option<f64> {
+        let d = self.demand.as_ref()?;
+        Some(d.price_on(date.first_of_month()))
     }
 
     /// The prices in force on a local date.
@@ -124,7 +173,22 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
     let (holidays, workdays) = calendar::dates(&f, &mut e);
     let bands = prices::band_names(&f, &mut e);
     let price_sets = prices::price_sets(&f, &bands, &mut e);
-    let demand = f.demand_charge.as_ref().map(|d| demand::check(d, &mut e));
+    let demand = f
+        .demand_charge
+        .as_ref()
+        .map(|d| demand::check(d, &f.price_changes, &mut e));
+    if demand.is_none() {
+        if let Some(i) = f
+            .price_changes
+            .iter()
+            .position(|c| c.demand_price_per_kw_month.is_some())
+        {
+            e(
+                &format!("price_changes[{i}].demand_price_per_kw_month"),
+                "the tariff has no demand_charge to change the price of".into(),
+            );
+        }
+    }
     let season_plans: Vec<Option<Arc<DayPlan>>> = f
         .seasons
         .iter()
@@ -136,7 +200,21 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
     if !errs.is_empty() {
         return Err(errs);
     }
+    let holiday_bands = f
+        .seasons
+        .iter()
+        .any(|s| s.day_types.iter().any(|d| d == "holiday"));
     Ok(Tariff {
+        eras: vec![Era {
+            from: Date::MIN,
+            id: f.id.clone(),
+            holidays,
+            workdays,
+            plans,
+            prices_monthly: f.prices_monthly,
+            holiday_bands,
+            price_dates: price_sets.iter().skip(1).map(|(d, _)| *d).collect(),
+        }],
         id: f.id,
         name: f.name,
         tz,
@@ -146,9 +224,6 @@ fn resolve(source: &Path, f: TariffFile) -> Result<Tariff, Vec<ValidationError>>
         notes: f.notes,
         bands,
         price_sets,
-        holidays,
-        workdays,
-        plans,
         demand,
     })
 }

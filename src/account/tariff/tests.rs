@@ -137,6 +137,56 @@ bands = [{ start = "00:00", end = "24:00", band = "b" }]
 }
 
 #[test]
+fn a_holiday_in_a_winter_month_takes_the_holiday_bands() {
+    let t = bundled("cn-zhejiang-ci-2024");
+    // Spring Festival 2025 began on 28 January: deep valley, not winter's critical peak.
+    let at = |s| band_name(&t, &t.segment_at(local(&t, s)));
+    assert_eq!(at("2025-01-28T10:30"), "deep_valley");
+    assert_eq!(at("2025-01-27T10:30"), "critical", "the working day before");
+    assert_eq!(
+        at("2025-01-28T09:30"),
+        "critical",
+        "the holiday keeps 09-10"
+    );
+    assert_eq!(
+        at("2025-10-08T12:00"),
+        "deep_valley",
+        "Mid-Autumn made it 8 days"
+    );
+}
+
+#[test]
+fn the_demand_price_is_dated_like_energy_prices() {
+    let t = Tariff::parse(
+        Path::new("t.toml"),
+        "id = \"t\"\nname = \"t\"\ntimezone = \"Asia/Shanghai\"\ncurrency = \"CNY\"\nsource = \"s\"\n\
+         prices = { flat = 0.7 }\ndemand_charge = { price_per_kw_month = 32 }\n\
+         [[price_changes]]\nfrom = \"2026-03-01\"\nprices = { flat = 0.71 }\ndemand_price_per_kw_month = 28.8\n\
+         [[price_changes]]\nfrom = \"2026-04-01\"\nprices = { flat = 0.72 }\n\
+         [[seasons]]\nmonths = [1,2,3,4,5,6,7,8,9,10,11,12]\nbands = [{ start = \"00:00\", end = \"24:00\", band = \"flat\" }]",
+    )
+    .unwrap();
+    assert_eq!(t.demand_price(date(2026, 2, 27)), Some(32.0));
+    assert_eq!(t.demand_price(date(2026, 3, 31)), Some(28.8));
+    assert_eq!(
+        t.demand_price(date(2026, 4, 9)),
+        Some(28.8),
+        "kept when a change gives no demand price"
+    );
+    let errs = Tariff::parse(
+        Path::new("t.toml"),
+        "id = \"t\"\nname = \"t\"\ntimezone = \"UTC\"\ncurrency = \"CNY\"\nsource = \"s\"\nprices = { flat = 0.7 }\n\
+         [[price_changes]]\nfrom = \"2026-03-01\"\nprices = { flat = 0.71 }\ndemand_price_per_kw_month = 28.8\n\
+         [[seasons]]\nmonths = [1,2,3,4,5,6,7,8,9,10,11,12]\nbands = [{ start = \"00:00\", end = \"24:00\", band = \"flat\" }]",
+    )
+    .unwrap_err();
+    assert_eq!(
+        errs[0].to_string(),
+        "t.toml: price_changes[0].demand_price_per_kw_month: the tariff has no demand_charge to change the price of"
+    );
+}
+
+#[test]
 fn price_changes_apply_from_their_local_date() {
     let text = r#"
 id = "t"

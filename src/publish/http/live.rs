@@ -55,6 +55,8 @@ pub struct SiteLive {
     pub lifetime_net_savings: Option<f64>,
     /// When `today` and the two above were taken (RFC 3339).
     pub savings_at: Option<String>,
+    /// What the tariff lacks today: this month's prices, this year's holidays.
+    pub tariff_warnings: Vec<String>,
     pub devices: BTreeMap<String, DeviceLive>,
     /// The last 24 hours of power and SOC, one point a minute (for the dashboard).
     #[serde(skip)]
@@ -168,6 +170,7 @@ impl Live {
             site.month_net_savings = old.month_net_savings;
             site.lifetime_net_savings = old.lifetime_net_savings;
             site.savings_at = old.savings_at.take();
+            site.tariff_warnings = std::mem::take(&mut old.tariff_warnings);
             site.history = std::mem::take(&mut old.history);
         }
         fresh.devices = std::mem::take(&mut self.devices)

@@ -35,6 +35,18 @@ pub fn write(t: &mut Text, live: &Live, now: jiff::Timestamp) {
             );
         }
     }
+    t.family(
+        "bessmon_tariff_warnings",
+        "gauge",
+        "What the site's tariff lacks today (this month's prices for a tariff priced monthly, this year's holidays for one with holiday bands); the log and reports name each.",
+    );
+    for s in live.sites.values() {
+        t.sample(
+            "bessmon_tariff_warnings",
+            &[("site", &s.id), ("tariff", &s.tariff_id)],
+            s.tariff_warnings.len(),
+        );
+    }
     t.family("bessmon_counter_anomalies_total", "counter", "Energy counter events: quarantined jumps, resets, rollovers, transients, integration gaps, implausible power readings, readings held back over five minutes, counter readings further apart than the attribution gap.");
     for (site, a) in &live.anomalies {
         for (k, c) in ANOMALY_KINDS.iter().zip(a.iter()) {
