@@ -22,10 +22,28 @@ pub enum Role {
     CellTempMin,
     Status,
     Alarm,
+    /// A settlement meter's energy per tariff rate (尖峰平谷), in its own
+    /// time-of-use clock: rate 1 first, mapped to bands by `meter_rates`.
+    ChargeEnergyRate1,
+    ChargeEnergyRate2,
+    ChargeEnergyRate3,
+    ChargeEnergyRate4,
+    DischargeEnergyRate1,
+    DischargeEnergyRate2,
+    DischargeEnergyRate3,
+    DischargeEnergyRate4,
+    GridImportEnergyRate1,
+    GridImportEnergyRate2,
+    GridImportEnergyRate3,
+    GridImportEnergyRate4,
+    GridExportEnergyRate1,
+    GridExportEnergyRate2,
+    GridExportEnergyRate3,
+    GridExportEnergyRate4,
 }
 
 impl Role {
-    pub const ALL: [Role; 16] = [
+    pub const ALL: [Role; 32] = [
         Role::BatteryPower,
         Role::ChargeEnergyTotal,
         Role::DischargeEnergyTotal,
@@ -42,6 +60,22 @@ impl Role {
         Role::CellTempMin,
         Role::Status,
         Role::Alarm,
+        Role::ChargeEnergyRate1,
+        Role::ChargeEnergyRate2,
+        Role::ChargeEnergyRate3,
+        Role::ChargeEnergyRate4,
+        Role::DischargeEnergyRate1,
+        Role::DischargeEnergyRate2,
+        Role::DischargeEnergyRate3,
+        Role::DischargeEnergyRate4,
+        Role::GridImportEnergyRate1,
+        Role::GridImportEnergyRate2,
+        Role::GridImportEnergyRate3,
+        Role::GridImportEnergyRate4,
+        Role::GridExportEnergyRate1,
+        Role::GridExportEnergyRate2,
+        Role::GridExportEnergyRate3,
+        Role::GridExportEnergyRate4,
     ];
 
     /// The snake_case name used in profiles, CSV headers and payloads.
@@ -63,6 +97,22 @@ impl Role {
             Role::CellTempMin => "cell_temp_min",
             Role::Status => "status",
             Role::Alarm => "alarm",
+            Role::ChargeEnergyRate1 => "charge_energy_rate1",
+            Role::ChargeEnergyRate2 => "charge_energy_rate2",
+            Role::ChargeEnergyRate3 => "charge_energy_rate3",
+            Role::ChargeEnergyRate4 => "charge_energy_rate4",
+            Role::DischargeEnergyRate1 => "discharge_energy_rate1",
+            Role::DischargeEnergyRate2 => "discharge_energy_rate2",
+            Role::DischargeEnergyRate3 => "discharge_energy_rate3",
+            Role::DischargeEnergyRate4 => "discharge_energy_rate4",
+            Role::GridImportEnergyRate1 => "grid_import_energy_rate1",
+            Role::GridImportEnergyRate2 => "grid_import_energy_rate2",
+            Role::GridImportEnergyRate3 => "grid_import_energy_rate3",
+            Role::GridImportEnergyRate4 => "grid_import_energy_rate4",
+            Role::GridExportEnergyRate1 => "grid_export_energy_rate1",
+            Role::GridExportEnergyRate2 => "grid_export_energy_rate2",
+            Role::GridExportEnergyRate3 => "grid_export_energy_rate3",
+            Role::GridExportEnergyRate4 => "grid_export_energy_rate4",
         }
     }
 
@@ -92,7 +142,53 @@ impl Role {
                 | Role::GridImportEnergyTotal
                 | Role::GridExportEnergyTotal
                 | Role::AuxEnergyTotal
-        )
+        ) || self.meter_rate().is_some()
+    }
+
+    /// For a per-rate meter register: which flow it counts and its rate
+    /// index (0 for rate 1).
+    pub fn meter_rate(self) -> Option<(RateFlow, usize)> {
+        let i = self as usize;
+        let first = Role::ChargeEnergyRate1 as usize;
+        (i >= first).then(|| {
+            let k = i - first;
+            (RateFlow::ALL[k / 4], k % 4)
+        })
+    }
+}
+
+/// What a settlement meter's per-rate register counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateFlow {
+    /// Forward active energy at the storage meter: into the battery.
+    Charge,
+    /// Reverse active energy at the storage meter: out of the battery.
+    Discharge,
+    GridImport,
+    GridExport,
+}
+
+impl RateFlow {
+    pub const ALL: [RateFlow; 4] = [
+        RateFlow::Charge,
+        RateFlow::Discharge,
+        RateFlow::GridImport,
+        RateFlow::GridExport,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RateFlow::Charge => "charge",
+            RateFlow::Discharge => "discharge",
+            RateFlow::GridImport => "grid_import",
+            RateFlow::GridExport => "grid_export",
+        }
+    }
+
+    /// The role of rate `rate` (0 for rate 1) of this flow.
+    pub fn role(self, rate: usize) -> Role {
+        Role::ALL[Role::ChargeEnergyRate1 as usize + 4 * self as usize + rate.min(3)]
     }
 }
 
@@ -130,5 +226,12 @@ mod tests {
             assert_eq!(*r as usize, i, "ALL lists roles in declaration order");
         }
         assert_eq!(Role::from_name("battery"), None);
+        assert_eq!(
+            Role::from_name("discharge_energy_rate4").and_then(Role::meter_rate),
+            Some((RateFlow::Discharge, 3))
+        );
+        assert_eq!(RateFlow::GridImport.role(0), Role::GridImportEnergyRate1);
+        assert!(Role::GridExportEnergyRate2.is_counter());
+        assert_eq!(Role::Alarm.meter_rate(), None);
     }
 }

@@ -31,6 +31,8 @@ pub fn setup_for(site: &SiteSpec) -> SiteSetup {
     s.usable_kwh = site.settle.usable_kwh;
     s.round_trip_efficiency = site.settle.round_trip_efficiency;
     s.max_cycles_per_day = site.settle.max_cycles_per_day;
+    s.meter_rates = site.settle.meter_rates.clone();
+    s.reconcile_tolerance = site.settle.reconcile_tolerance;
     s.max_grid_kw = site.max_grid_kw;
     s.grid_capacity_kw = site.grid_capacity_kw;
     s.max_gap =

@@ -34,6 +34,9 @@ pub struct SiteSetup {
     pub usable_kwh: f64,
     pub round_trip_efficiency: Option<f64>,
     pub max_cycles_per_day: f64,
+    /// The band each rate of the settlement meter counts, rate 1 first.
+    pub meter_rates: Vec<String>,
+    pub reconcile_tolerance: f64,
     /// Plausibility limit for the grid meter's counters when neither a
     /// contracted capacity nor measured grid power says better.
     pub max_grid_kw: f64,
@@ -63,6 +66,10 @@ impl SiteSetup {
             usable_kwh: capacity_kwh,
             round_trip_efficiency: None,
             max_cycles_per_day: 2.0,
+            meter_rates: ["critical", "peak", "flat", "valley"]
+                .map(String::from)
+                .to_vec(),
+            reconcile_tolerance: 0.01,
             max_grid_kw: 4.0 * rated_kw,
             grid_capacity_kw: None,
             max_gap: SignedDuration::from_secs(3),
@@ -74,13 +81,17 @@ impl SiteSetup {
         }
     }
 
-    pub fn battery(&self) -> super::optimum::Battery {
-        super::optimum::Battery {
-            capacity_kwh: self.capacity_kwh,
-            rated_kw: self.rated_kw,
-            usable_kwh: self.usable_kwh,
-            round_trip_efficiency: self.round_trip_efficiency,
-            max_cycles_per_day: self.max_cycles_per_day,
+    pub fn terms(&self) -> super::optimum::Terms {
+        super::optimum::Terms {
+            battery: super::optimum::Battery {
+                capacity_kwh: self.capacity_kwh,
+                rated_kw: self.rated_kw,
+                usable_kwh: self.usable_kwh,
+                round_trip_efficiency: self.round_trip_efficiency,
+                max_cycles_per_day: self.max_cycles_per_day,
+            },
+            meter_rates: self.meter_rates.clone(),
+            reconcile_tolerance: self.reconcile_tolerance,
         }
     }
 
@@ -223,6 +234,8 @@ pub struct SiteAccount {
     pub demand: Demand,
     /// Latest value per role, with its time.
     pub live: Latest,
+    /// The settlement meter's per-rate registers.
+    pub meter: super::meter::MeterWatch,
     pub anomalies: Anomalies,
     /// Messages for the operator, drained by the caller (logged, published).
     pub messages: Vec<String>,
@@ -260,6 +273,7 @@ impl SiteAccount {
             setup,
             state,
             live: Latest::default(),
+            meter: Default::default(),
             anomalies: Anomalies::default(),
             messages: Vec::new(),
             baseline_pending: false,
@@ -354,6 +368,14 @@ impl SiteAccount {
     }
 
     fn counter(&mut self, at: Timestamp, role: Role, raw: u64, bits: u8, mwh_per_raw: f64) {
+        if role.meter_rate().is_some() {
+            // Read for settlement, never booked: the battery's own counters
+            // (or power) book the energy, and the two are reconciled.
+            let mwh = (raw as f64 * mwh_per_raw).round() as i64;
+            self.meter
+                .observe(&mut self.ledger, &self.setup.meter_rates, at, role, mwh);
+            return;
+        }
         let s = &self.setup;
         let battery = TraceRule::Idle {
             near_zero_kw: 0.01 * s.rated_kw,
@@ -604,7 +626,7 @@ impl SiteAccount {
             &self.setup.site,
             period,
             &self.setup.tariff,
-            &self.setup.battery(),
+            &self.setup.terms(),
             &self.ledger.days,
             &self.demand.months,
         )
@@ -617,7 +639,7 @@ impl SiteAccount {
         super::report::Snapshot {
             site: self.setup.site.clone(),
             tariff: self.setup.tariff.clone(),
-            battery: self.setup.battery(),
+            terms: self.setup.terms(),
             period,
             days: period
                 .days_in(&self.ledger.days)

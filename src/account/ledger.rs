@@ -50,6 +50,13 @@ pub struct Day {
     /// Counter readings held back as implausible for more than five minutes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub held_back: u32,
+    /// A settlement meter's per-rate registers: each one's first reading
+    /// of the day, by role name (a month's opening reading is its first day's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meter_open: BTreeMap<String, super::meter::MeterReading>,
+    /// When the meter's rates switched, against the tariff's boundaries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_switches: Vec<super::meter::RateSwitch>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -335,6 +342,30 @@ impl Ledger {
         g.count += 1;
         g.total_s += secs;
         g.longest_s = g.longest_s.max(secs);
+    }
+
+    /// The first reading of a meter register on a local date; later ones are ignored.
+    pub fn note_meter_reading(&mut self, date: Date, role: &str, r: super::meter::MeterReading) {
+        if self
+            .days
+            .get(&date)
+            .is_some_and(|d| d.meter_open.contains_key(role))
+        {
+            return;
+        }
+        self.flush();
+        self.dirty.insert(date);
+        let day = self.days.entry(date).or_default();
+        day.meter_open.insert(role.to_string(), r);
+    }
+
+    pub fn note_rate_switch(&mut self, date: Date, s: super::meter::RateSwitch) {
+        self.flush();
+        self.dirty.insert(date);
+        let day = self.days.entry(date).or_default();
+        if day.rate_switches.len() < super::meter::SWITCHES_PER_DAY {
+            day.rate_switches.push(s);
+        }
     }
 
     pub fn note_held_back(&mut self, at: Timestamp) {

@@ -53,6 +53,28 @@ impl Battery {
     }
 }
 
+/// What a site's reports judge it by beyond its tariff: its battery, and
+/// how its settlement meter numbers rates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Terms {
+    pub battery: Battery,
+    pub meter_rates: Vec<String>,
+    pub reconcile_tolerance: f64,
+}
+
+impl Terms {
+    /// A battery with the usual four-rate meter (尖峰平谷) and 1 % tolerance.
+    pub fn new(capacity_kwh: f64, rated_kw: f64) -> Terms {
+        Terms {
+            battery: Battery::new(capacity_kwh, rated_kw),
+            meter_rates: ["critical", "peak", "flat", "valley"]
+                .map(String::from)
+                .to_vec(),
+            reconcile_tolerance: 0.01,
+        }
+    }
+}
+
 /// The day's segments as (hours, price), from local midnight to the next
 /// (23 or 25 hours on a DST change day).
 fn timeline(tariff: &Tariff, date: Date) -> Vec<(f64, f64)> {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::demand::{Month, MonthPeak};
 use super::ledger::Day;
-use super::optimum::Battery;
+use super::optimum::{Battery, Terms};
 use super::tariff::Tariff;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl Period {
 pub struct Snapshot {
     pub site: std::sync::Arc<str>,
     pub tariff: std::sync::Arc<Tariff>,
-    pub battery: Battery,
+    pub terms: Terms,
     pub period: Period,
     pub days: BTreeMap<Date, Day>,
     pub months: BTreeMap<Month, MonthPeak>,
@@ -130,7 +130,7 @@ impl Snapshot {
             &self.site,
             period,
             &self.tariff,
-            &self.battery,
+            &self.terms,
             &self.days,
             &self.months,
         )
@@ -306,16 +306,19 @@ pub struct Report {
     /// whether it was measured, configured or assumed.
     pub optimum_efficiency: Option<f64>,
     pub optimum_efficiency_source: Option<String>,
+    /// Ledger against the settlement meter's per-rate registers, when it has them.
+    pub reconciliation: Option<super::reconcile::Reconciliation>,
 }
 
 pub fn build(
     site: &str,
     period: Period,
     tariff: &Tariff,
-    battery: &Battery,
+    terms: &Terms,
     days: &BTreeMap<Date, Day>,
     months: &BTreeMap<Month, MonthPeak>,
 ) -> Report {
+    let battery = &terms.battery;
     let currency = &tariff.currency;
     let mut bands: BTreeMap<String, Acc> = BTreeMap::new();
     let mut total = Acc::default();
@@ -446,6 +449,16 @@ pub fn build(
         counter_gaps,
         held_back,
         warnings: span.map(|(a, b)| tariff.warnings(a, b)).unwrap_or_default(),
+        reconciliation: span.and_then(|(a, b)| {
+            let (first, last) = period.dates().unwrap_or((a, b));
+            super::reconcile::reconcile(
+                days,
+                &terms.meter_rates,
+                terms.reconcile_tolerance,
+                first.max(a),
+                last.min(b),
+            )
+        }),
         optimum_savings: optimum.get(),
         schedule_efficiency: (optimum.get() > 0.0).then(|| achieved.get() / optimum.get()),
         optimum_efficiency: match (period, day_judged) {
@@ -684,6 +697,45 @@ impl Report {
                     _ => String::new(),
                 }
             );
+        }
+        if let Some(r) = &self.reconciliation {
+            s += &format!(
+                "\nmeter reconciliation {} to {} (tolerance {} %)\n{:<10} {:>4} {:<12} {:>14} {:>14} {:>12} {:>8}\n",
+                r.from,
+                r.to,
+                r.tolerance * 100.0,
+                "flow",
+                "rate",
+                "band",
+                "meter kWh",
+                "ledger kWh",
+                "diff kWh",
+                "diff %"
+            );
+            for l in &r.lines {
+                s += &format!(
+                    "{:<10} {:>4} {:<12} {:>14.2} {:>14.2} {:>12.2} {:>8}{}\n",
+                    l.flow,
+                    l.rate,
+                    l.band,
+                    l.meter_kwh,
+                    l.ledger_kwh,
+                    l.difference_kwh,
+                    l.difference_pct.map_or("-".into(), |p| format!("{p:.2}")),
+                    if l.flagged { "  FLAGGED" } else { "" }
+                );
+            }
+            if let Some(c) = &r.clock {
+                s += &format!(
+                    "meter rate switches  {} timed, median {} s from the tariff's boundaries{}\n",
+                    c.switches,
+                    c.median_offset_s,
+                    if c.flagged { "  FLAGGED" } else { "" }
+                );
+            }
+            for n in &r.notes {
+                s += &format!("note                 {n}\n");
+            }
         }
         for w in &self.warnings {
             s += &format!("warning              {w}\n");

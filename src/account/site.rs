@@ -23,13 +23,17 @@ pub struct SiteSpec {
 }
 
 impl SiteSpec {
-    pub fn battery(&self) -> super::optimum::Battery {
-        super::optimum::Battery {
-            capacity_kwh: self.capacity_kwh,
-            rated_kw: self.rated_power_kw,
-            usable_kwh: self.settle.usable_kwh,
-            round_trip_efficiency: self.settle.round_trip_efficiency,
-            max_cycles_per_day: self.settle.max_cycles_per_day,
+    pub fn terms(&self) -> super::optimum::Terms {
+        super::optimum::Terms {
+            battery: super::optimum::Battery {
+                capacity_kwh: self.capacity_kwh,
+                rated_kw: self.rated_power_kw,
+                usable_kwh: self.settle.usable_kwh,
+                round_trip_efficiency: self.settle.round_trip_efficiency,
+                max_cycles_per_day: self.settle.max_cycles_per_day,
+            },
+            meter_rates: self.settle.meter_rates.clone(),
+            reconcile_tolerance: self.settle.reconcile_tolerance,
         }
     }
 }

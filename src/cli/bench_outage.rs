@@ -241,7 +241,7 @@ pub fn influx(sites: usize, outage: u64) -> Outcome {
         "x",
         Period::Lifetime,
         &tariff,
-        &crate::account::optimum::Battery::new(2000.0, 1000.0),
+        &crate::account::optimum::Terms::new(2000.0, 1000.0),
         &Default::default(),
         &Default::default(),
     );

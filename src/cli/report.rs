@@ -46,7 +46,7 @@ pub fn run(a: Args) -> Outcome {
         &a.site,
         period,
         &site.tariff,
-        &site.battery(),
+        &site.terms(),
         &loaded.days,
         &loaded.months,
     );

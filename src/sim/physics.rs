@@ -88,6 +88,12 @@ pub struct SiteParams {
     pub serial: String,
     /// Added to every counter at start, to exercise register wrap-around.
     pub counter_offset_wh: u64,
+    /// How far the meter's clock is ahead of true time: it switches its
+    /// per-rate registers by the tariff at (t + offset), as a drifted meter does.
+    pub meter_clock_offset: SignedDuration,
+    /// The band each of the meter's four rates counts, rate 1 first; a band
+    /// not listed counts under the last rate.
+    pub meter_rates: Vec<String>,
 }
 
 impl SiteParams {
@@ -103,6 +109,10 @@ impl SiteParams {
             tariff: None,
             serial: format!("SIM{index:05}"),
             counter_offset_wh: 0,
+            meter_clock_offset: SignedDuration::ZERO,
+            meter_rates: ["critical", "peak", "flat", "valley"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -119,6 +129,9 @@ pub struct SiteState {
     pub import_wh: f64,
     pub export_wh: f64,
     pub throughput_kwh: f64,
+    /// The meter's forward (charge) and reverse (discharge) energy per rate.
+    pub rate_charge_wh: [f64; 4],
+    pub rate_discharge_wh: [f64; 4],
 }
 
 impl SiteState {
@@ -152,6 +165,8 @@ impl Site {
                 import_wh: off,
                 export_wh: off,
                 throughput_kwh: 0.0,
+                rate_charge_wh: [0.0; 4],
+                rate_discharge_wh: [0.0; 4],
             },
             params,
             schedule_date: None,
@@ -207,6 +222,45 @@ impl Site {
         }
     }
 
+    /// The meter's rate at true time `t` and when, in true time, it next
+    /// changes. Without a tariff everything counts as rate 3 (flat).
+    fn meter_rate_at(&self, t: Timestamp) -> (usize, Timestamp) {
+        let Some(tariff) = &self.params.tariff else {
+            return (2, Timestamp::MAX);
+        };
+        let off = self.params.meter_clock_offset;
+        let seg = tariff.segment_at(t.checked_add(off).unwrap_or(t));
+        let band = &tariff.bands[seg.band as usize];
+        let last = self.params.meter_rates.len().clamp(1, 4) - 1;
+        let rate = self
+            .params
+            .meter_rates
+            .iter()
+            .position(|b| b == band)
+            .unwrap_or(last)
+            .min(3);
+        (rate, seg.end.checked_sub(off).unwrap_or(seg.end))
+    }
+
+    /// Splits a step's energy across the meter's rates by its own clock.
+    fn meter_step(&mut self, from: Timestamp, to: Timestamp, power_kw: f64) {
+        if power_kw == 0.0 {
+            return;
+        }
+        let mut t = from;
+        while t < to {
+            let (rate, end) = self.meter_rate_at(t);
+            let e = if end > t { end.min(to) } else { to };
+            let wh = power_kw.abs() * t.duration_until(e).as_secs_f64() / 3.6;
+            if power_kw < 0.0 {
+                self.state.rate_charge_wh[rate] += wh;
+            } else {
+                self.state.rate_discharge_wh[rate] += wh;
+            }
+            t = e;
+        }
+    }
+
     /// Runs the physics up to `to` (never backwards).
     pub fn advance(&mut self, to: Timestamp) {
         let eff = self.params.round_trip_efficiency.sqrt();
@@ -218,6 +272,12 @@ impl Site {
                 .min(STEP)
                 .max(SignedDuration::ZERO);
             let h = step.as_secs_f64() / 3600.0;
+            let from = self.state.t;
+            self.meter_step(
+                from,
+                from.checked_add(step).unwrap_or(to),
+                self.state.power_kw,
+            );
             let s = &mut self.state;
             let p = s.power_kw;
             if p < 0.0 {

@@ -151,7 +151,14 @@ impl SimSite {
                     "frequency" => SimValue::Num(50.0),
                     "grid_import_energy_total" => wrap32(s.import_wh, 10.0),
                     "grid_export_energy_total" => wrap32(s.export_wh, 10.0),
-                    _ => return None,
+                    n => match (
+                        n.strip_prefix("charge_energy_rate"),
+                        n.strip_prefix("discharge_energy_rate"),
+                    ) {
+                        (Some(r), _) => wrap32(s.rate_charge_wh[rate_index(r)?], 10.0),
+                        (_, Some(r)) => wrap32(s.rate_discharge_wh[rate_index(r)?], 10.0),
+                        _ => return None,
+                    },
                 })
             })),
             _ => None,
@@ -313,4 +320,12 @@ pub async fn serve(listener: TcpListener, site: Arc<SimSite>, cancel: Cancellati
     {
         tracing::warn!(target: "bessmon::sim", "listener stopped: {e}");
     }
+}
+
+/// "1".."4" to 0..3.
+fn rate_index(r: &str) -> Option<usize> {
+    r.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=4).contains(n))
+        .map(|n| n - 1)
 }

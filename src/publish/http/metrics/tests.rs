@@ -41,7 +41,7 @@ fn empty_day() -> crate::account::report::Report {
         "lab",
         crate::account::report::Period::Lifetime,
         &tariff,
-        &crate::account::optimum::Battery::new(2000.0, 1000.0),
+        &crate::account::optimum::Terms::new(2000.0, 1000.0),
         &Default::default(),
         &Default::default(),
     )
