@@ -19,6 +19,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The reference Prometheus client's parser reads /metrics in a test.
 /usr/bin/python3 -c "import prometheus_client" >/dev/null 2>&1 || need+=(python3-prometheus-client)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The settlement statement's PDF is checked with pdftotext; its Chinese
+# labels need a CJK font, which Chromium does not bring.
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
 # systemd-analyze verifies the shipped unit.
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # promtool checks and unit-tests the shipped alerting rules.

@@ -57,6 +57,42 @@ pub struct Day {
     /// When the meter's rates switched, against the tariff's boundaries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_switches: Vec<super::meter::RateSwitch>,
+    /// What was done to this day after it was booked (re-priced, backfilled):
+    /// a settled figure must say when and how it changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<Revision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    pub at: Timestamp,
+    pub what: String,
+}
+
+impl Unattributed {
+    /// Prices every interval again with `range` (cheapest, dearest price
+    /// over it) and sums the money bounds afresh, as `record` would have.
+    pub fn reprice(&mut self, mut range: impl FnMut(Timestamp, Timestamp) -> (f64, f64)) {
+        let (mut cc, mut dv, mut ac) = ([0.0; 2], [0.0; 2], [0.0; 2]);
+        for (list, hidden) in [(&mut self.intervals, false), (&mut self.hidden, true)] {
+            for i in list.iter_mut() {
+                (i.price_min, i.price_max) = range(i.from, i.to);
+                let lo = if hidden { 0.0 } else { i.price_min };
+                for (mwh, acc) in [
+                    (i.charge_mwh, &mut cc),
+                    (i.discharge_mwh, &mut dv),
+                    (i.aux_mwh, &mut ac),
+                ] {
+                    let kwh = mwh as f64 / 1e6;
+                    acc[0] += kwh * lo;
+                    acc[1] += kwh * i.price_max;
+                }
+            }
+        }
+        [self.charge_cost_min, self.charge_cost_max] = cc;
+        [self.discharge_value_min, self.discharge_value_max] = dv;
+        [self.aux_cost_min, self.aux_cost_max] = ac;
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -303,7 +339,7 @@ impl Ledger {
     /// years of segments the bounds become those of every price the tariff
     /// has ever had: wider, still true, and not a walk through centuries
     /// when a timestamp is off by a thousand years.
-    fn price_range(&mut self, from: Timestamp, to: Timestamp) -> (f64, f64) {
+    pub fn price_range(&mut self, from: Timestamp, to: Timestamp) -> (f64, f64) {
         const WALK_LIMIT: usize = 10_000;
         let (mut lo, mut hi) = (f64::MAX, f64::MIN);
         let mut t = from;

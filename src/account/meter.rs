@@ -40,12 +40,31 @@ pub const SWITCHES_PER_DAY: usize = 64;
 /// How far a boundary is looked for on either side of a switch.
 const NEAR: SignedDuration = SignedDuration::from_hours(2);
 
+/// A switch is timed only when readings bracket it this closely: polls
+/// hours apart say that the rate changed, not when.
+const MAX_BRACKET: SignedDuration = SignedDuration::from_mins(2);
+
+/// One reading of a flow's rate registers: which rates moved since the last.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Reading {
+    at: Option<Timestamp>,
+    moved: u8,
+}
+
+impl Reading {
+    fn single(self) -> Option<usize> {
+        (self.moved.count_ones() == 1).then(|| self.moved.trailing_zeros() as usize)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct MeterWatch {
     /// Per role: the last value and the local date whose opening reading is kept.
     last: std::collections::HashMap<Role, (i64, Option<jiff::civil::Date>)>,
-    /// Per flow: the rate last seen moving, and when.
-    moving: [Option<(usize, Timestamp)>; 4],
+    /// Per flow: the reading being gathered (registers of one sample share
+    /// its time) and the one before it.
+    current: [Reading; 4],
+    previous: [Reading; 4],
 }
 
 impl MeterWatch {
@@ -69,31 +88,54 @@ impl MeterWatch {
         }
         let moved = mwh > entry.0;
         entry.0 = mwh;
-        if !moved {
-            return;
+        let f = flow as usize;
+        if self.current[f].at != Some(at) {
+            self.finish_reading(ledger, meter_rates, flow);
+            self.current[f] = Reading {
+                at: Some(at),
+                moved: 0,
+            };
         }
-        let slot = &mut self.moving[flow as usize];
-        if let Some((old, since)) = *slot {
-            if old != rate {
-                let mid = since
-                    .checked_add(since.duration_until(at) / 2)
-                    .unwrap_or(at);
+        if moved {
+            self.current[f].moved |= 1 << rate;
+        }
+    }
+
+    /// A flow's reading is complete once a later one begins: a switch is
+    /// one rate moving after another moved alone, or both moving in the
+    /// reading after the old one moved alone.
+    fn finish_reading(&mut self, ledger: &mut Ledger, meter_rates: &[String], flow: RateFlow) {
+        let f = flow as usize;
+        let (prev, cur) = (self.previous[f], self.current[f]);
+        if let (Some(pt), Some(ct), Some(old)) = (prev.at, cur.at, prev.single()) {
+            let new = match cur.single() {
+                Some(n) if n != old => Some(n),
+                None if cur.moved.count_ones() == 2 && cur.moved & (1 << old) != 0 => {
+                    Some((cur.moved & !(1 << old)).trailing_zeros() as usize)
+                }
+                _ => None,
+            };
+            if let Some(new) = new.filter(|_| pt.duration_until(ct) <= MAX_BRACKET) {
+                let mid = pt.checked_add(pt.duration_until(ct) / 2).unwrap_or(ct);
                 let offset_s = meter_rates
-                    .get(rate)
+                    .get(new)
                     .and_then(|band| offset(ledger, band, mid));
+                let date = ledger.tariff().tz.to_datetime(mid).date();
                 ledger.note_rate_switch(
                     date,
                     RateSwitch {
                         at: mid,
                         flow: flow.name().to_string(),
                         from_rate: old as u8 + 1,
-                        to_rate: rate as u8 + 1,
+                        to_rate: new as u8 + 1,
                         offset_s,
                     },
                 );
             }
         }
-        *slot = Some((rate, at));
+        if cur.at.is_some() {
+            self.previous[f] = cur;
+        }
     }
 }
 
@@ -191,6 +233,8 @@ mod tests {
         w.observe(&mut l, &rates(), at("2025-03-10T08:01:29"), flat, 50);
         w.observe(&mut l, &rates(), at("2025-03-10T08:01:31"), valley, 9_000);
         w.observe(&mut l, &rates(), at("2025-03-10T08:01:31"), flat, 80);
+        // The reading is complete when the next begins.
+        w.observe(&mut l, &rates(), at("2025-03-10T08:01:32"), flat, 90);
         l.flush();
         let day = &l.days[&jiff::civil::date(2025, 3, 10)];
         assert_eq!(
@@ -223,8 +267,33 @@ mod tests {
         w.observe(&mut l, &rates(), at("2025-03-10T10:54:59"), peak, 0);
         w.observe(&mut l, &rates(), at("2025-03-10T10:55:01"), flat, 20);
         w.observe(&mut l, &rates(), at("2025-03-10T10:55:01"), peak, 5);
+        w.observe(&mut l, &rates(), at("2025-03-10T10:55:02"), peak, 6);
         l.flush();
         let s = &l.days[&jiff::civil::date(2025, 3, 10)].rate_switches[0];
         assert_eq!(s.offset_s, Some(-300));
+    }
+
+    #[test]
+    fn readings_hours_apart_time_no_switch() {
+        let t = TariffCatalog::new(&[])
+            .load("cn-chongqing-ci-2025-02")
+            .unwrap()
+            .unwrap();
+        let mut l = Ledger::new(t, BTreeMap::new(), SignedDuration::from_mins(1));
+        let mut w = MeterWatch::default();
+        let (valley, flat) = (Role::ChargeEnergyRate4, Role::ChargeEnergyRate3);
+        for (when, v, f) in [
+            ("2025-03-10T07:00:00", 0, 0),
+            ("2025-03-10T07:30:00", 10, 0),
+            ("2025-03-10T11:00:00", 20, 10),
+            ("2025-03-10T11:00:01", 20, 10),
+        ] {
+            w.observe(&mut l, &rates(), at(when), valley, v);
+            w.observe(&mut l, &rates(), at(when), flat, f);
+        }
+        l.flush();
+        assert!(l.days[&jiff::civil::date(2025, 3, 10)]
+            .rate_switches
+            .is_empty());
     }
 }

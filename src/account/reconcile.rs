@@ -133,9 +133,10 @@ pub fn reconcile(
             });
         }
     }
-    let (from, end) = span?;
+    let whole = span.is_some();
+    let (from, end) = span.unwrap_or((first, last.tomorrow().unwrap_or(last)));
     let to = end.yesterday().unwrap_or(end);
-    if from > first || to < last {
+    if whole && (from > first || to < last) {
         notes.push(format!(
             "the meter's readings cover {from} to {to} only: days outside have no opening or closing reading"
         ));
@@ -189,6 +190,9 @@ pub fn reconcile(
                 c.unexplained
             )
         });
+    }
+    if lines.is_empty() && clock.is_none() {
+        return None;
     }
     Some(Reconciliation {
         from,

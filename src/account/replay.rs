@@ -8,10 +8,15 @@
 //! counters in kWh, an empty cell for a missing value. Timestamps in RFC 3339
 //! with an offset, or local date-times (`2025-01-01 08:00:00`) read in the
 //! tariff's time zone.
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
+use super::demand::{Month, MonthPeak};
 use super::energy::{Measured, Observation, SiteAccount, SiteSetup};
+use super::ledger::Day;
 use super::report::{Period, Report};
 use crate::role::Role;
 
@@ -189,8 +194,37 @@ pub fn replay<R: std::io::Read>(
     name: &str,
     reader: R,
     period: Period,
-    mut say: impl FnMut(&str),
+    say: impl FnMut(&str),
 ) -> Result<Report, CsvError> {
+    let mut account = replay_account(setup, name, reader, say)?;
+    Ok(account.report(period))
+}
+
+/// A history's days and demand months.
+pub type Books = (BTreeMap<Date, Day>, BTreeMap<Month, MonthPeak>);
+
+/// The books a CSV history makes: its days and demand months, to backfill
+/// a site's ledger with (`replay --into-ledger`).
+pub fn replay_books<R: std::io::Read>(
+    setup: SiteSetup,
+    name: &str,
+    reader: R,
+    say: impl FnMut(&str),
+) -> Result<Books, CsvError> {
+    let mut account = replay_account(setup, name, reader, say)?;
+    account.ledger.flush();
+    Ok((
+        std::mem::take(&mut account.ledger.days),
+        account.demand.months.clone(),
+    ))
+}
+
+fn replay_account<R: std::io::Read>(
+    setup: SiteSetup,
+    name: &str,
+    reader: R,
+    mut say: impl FnMut(&str),
+) -> Result<SiteAccount, CsvError> {
     let mut history = CsvHistory::new(name, reader, setup.tariff.tz.clone())?;
     let mut setup = setup;
     setup.battery_counters = history.columns.has(Role::ChargeEnergyTotal)
@@ -218,7 +252,7 @@ pub fn replay<R: std::io::Read>(
     }
     // Settle the demand windows still open so their peaks count.
     account.finish();
-    Ok(account.report(period))
+    Ok(account)
 }
 
 #[cfg(test)]

@@ -243,6 +243,36 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Writes these days and months of a site over whatever the ledger has
+    /// for the same keys, leaving everything else (and the counters' state)
+    /// alone: re-pricing and backfilling.
+    pub fn put(
+        &self,
+        site: &str,
+        days: &BTreeMap<Date, Day>,
+        months: &BTreeMap<Month, MonthPeak>,
+    ) -> Result<(), StoreError> {
+        let p = &self.path;
+        let txn = self.db()?.begin_write().map_err(|e| err(p, e))?;
+        {
+            let mut t = txn.open_table(DAYS).map_err(|e| err(p, e))?;
+            for (d, day) in days {
+                let v = serde_json::to_vec(day).map_err(|e| err(p, e))?;
+                t.insert(day_key(site, *d).as_str(), v.as_slice())
+                    .map_err(|e| err(p, e))?;
+            }
+            let mut t = txn.open_table(MONTHS).map_err(|e| err(p, e))?;
+            for (m, peak) in months {
+                let v = serde_json::to_vec(peak).map_err(|e| err(p, e))?;
+                t.insert(month_key(site, *m).as_str(), v.as_slice())
+                    .map_err(|e| err(p, e))?;
+            }
+        }
+        txn.commit().map_err(|e| err(p, e))
+    }
+}
+
 /// Reads a site's ledger, also while a daemon holds the file for writing.
 pub fn read_only(state_dir: &Path, site: &str) -> Result<Loaded, StoreError> {
     let path = state_dir.join(FILE);

@@ -11,8 +11,10 @@ mod plan;
 mod read;
 mod replay;
 mod report;
+mod reprice;
 mod run;
 mod simulate;
+mod statement;
 mod tariff;
 
 use std::path::PathBuf;
@@ -65,6 +67,10 @@ pub enum Command {
     Replay(replay::Args),
     /// Savings for a day, month, year or lifetime, from the ledger.
     Report(report::Args),
+    /// Price booked energy again after a price correction (daemon stopped).
+    Reprice(reprice::Args),
+    /// A month's settlement statement (per-rate energy, money, contract split).
+    Statement(statement::Args),
     /// Benchmarks (results go to BENCHMARKS.md).
     Bench(bench::Args),
     /// Ask a running daemon's /healthz; exit 0 when healthy (container healthchecks).
@@ -132,6 +138,8 @@ pub fn main(cli: Cli) -> i32 {
         Command::Tariff(a) => tariff::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Report(a) => report::run(a),
+        Command::Statement(a) => statement::run(a),
+        Command::Reprice(a) => reprice::run(a),
         Command::Read(a) => runtime().and_then(|rt| rt.block_on(read::run(a))),
         Command::Simulate(a) => runtime().and_then(|rt| rt.block_on(simulate::run(a))),
         Command::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),

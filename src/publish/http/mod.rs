@@ -222,6 +222,8 @@ async fn sites(State(s): State<Shared>) -> Json<serde_json::Value> {
             if quarantined > 0.0 {
                 problems.push(format!("{quarantined:.1} kWh quarantined today"));
             }
+            // Figures priced with last month's prices are provisional.
+            problems.extend(x.tariff_warnings.iter().cloned());
             json!({
                 "id": x.id, "name": x.name, "currency": x.currency, "timezone": x.timezone,
                 "soc": x.soc, "battery_power_kw": x.battery_power_kw, "grid_power_kw": x.grid_power_kw,
