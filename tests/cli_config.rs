@@ -144,14 +144,16 @@ fn plan_prints_each_request() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("lab/")).collect();
-    // PCS: 1 fast + 2 slow; BMS: 2 fast + 1 slow; meter: 1 fast.
+    // PCS: 1 fast + 2 slow; BMS: 2 fast + 1 slow; meter: 1 fast, its
+    // grid registers and the per-rate registers after them in one read.
     assert_eq!(rows.len(), 7, "{stdout}");
     let meter = rows.iter().find(|l| l.starts_with("lab/meter")).unwrap();
     assert!(
         meter.contains("holding")
             && meter.contains("0x0")
-            && meter.contains(" 14 ")
-            && meter.contains("power_factor,pf_sf"),
+            && meter.contains(" 32 ")
+            && meter.contains("power_factor,pf_sf")
+            && meter.contains("discharge_energy_rate4"),
         "{meter}"
     );
 }

@@ -53,6 +53,19 @@ pub struct Args {
     /// Fault: zero the PCS energy counters after this many real seconds.
     #[arg(long)]
     pub reset_counters_after: Option<f64>,
+    /// Fault: the meter's clock runs this far ahead (`10m`) or behind
+    /// (`-10m`), so its per-rate registers switch rates off the tariff's boundaries.
+    #[arg(long, allow_hyphen_values = true)]
+    pub meter_clock_offset: Option<String>,
+}
+
+fn signed_duration(s: &str) -> Result<jiff::SignedDuration, Failure> {
+    let (neg, body) = s.strip_prefix('-').map_or((false, s), |b| (true, b));
+    let d = crate::duration::parse_duration(body)
+        .map_err(|m| Failure::input(format!("--meter-clock-offset: {m}")))?;
+    let d = jiff::SignedDuration::try_from(d)
+        .map_err(|e| Failure::input(format!("--meter-clock-offset: {e}")))?;
+    Ok(if neg { -d } else { d })
 }
 
 pub async fn run(a: Args) -> Outcome {
@@ -86,10 +99,17 @@ pub async fn run(a: Args) -> Outcome {
         }
     }
     let ids: Vec<&str> = a.tariff.iter().map(String::as_str).collect();
+    let offset = a
+        .meter_clock_offset
+        .as_deref()
+        .map(signed_duration)
+        .transpose()?
+        .unwrap_or(jiff::SignedDuration::ZERO);
     let params = super::demo::sim_params(a.sites, &ids)
         .into_iter()
         .map(|p| SiteParams {
             counter_offset_wh: a.counter_offset_wh,
+            meter_clock_offset: offset,
             ..p
         })
         .collect();

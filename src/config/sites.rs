@@ -386,7 +386,10 @@ fn settle(
     e: &mut impl FnMut(String, String),
 ) -> Settle {
     let usable_kwh = s.usable_kwh.unwrap_or(s.capacity_kwh);
-    if !(usable_kwh.is_finite() && usable_kwh > 0.0 && usable_kwh <= s.capacity_kwh.max(0.0)) {
+    // Unset, it is the capacity, whose own check speaks for it.
+    if s.usable_kwh.is_some()
+        && !(usable_kwh.is_finite() && usable_kwh > 0.0 && usable_kwh <= s.capacity_kwh.max(0.0))
+    {
         e(
             format!("{sk}.usable_kwh"),
             format!(

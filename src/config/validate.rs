@@ -231,4 +231,40 @@ mod tests {
         assert_eq!(d.timeout, Duration::from_millis(500));
         assert_eq!(v.sites[0].max_attribution_gap, Duration::from_secs(60));
     }
+
+    fn errors_of(site_extra: &str) -> Vec<String> {
+        let toml = format!(
+            "[daemon]\nstate_dir = \"/tmp/unused\"\nprofile_dirs = []\ntariff_dirs = []\n\
+             [[sites]]\nid = \"lab\"\ntariff = \"cn-chongqing-ci-2025-02\"\ncapacity_kwh = 2000\nrated_power_kw = 1000\n{site_extra}\n\
+             [[sites.devices]]\nid = \"pcs\"\nprofile = \"bessmon-sim-pcs\"\nunit = 1\n\
+             transport = {{ type = \"tcp\", host = \"127.0.0.1\", port = 502 }}\n"
+        );
+        match load_and_validate(&super::super::ConfigSource::Inline {
+            name: "t".into(),
+            toml,
+        }) {
+            Ok(_) => Vec::new(),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn settlement_settings_are_checked_by_key() {
+        assert!(errors_of("usable_kwh = 1800\nmeter_rates = [\"peak\", \"valley\"]").is_empty());
+        let e = errors_of(
+            "usable_kwh = 2500\nround_trip_efficiency = 1.2\nmax_cycles_per_day = 0\nreconcile_tolerance = 5\nmeter_rates = [\"peak\", \"deep\"]\n\
+             [sites.contract]\nkind = \"share\"\nhost_share = 1.5",
+        );
+        let want = [
+            "usable_kwh: 2500 must be positive and at most capacity_kwh (2000)",
+            "round_trip_efficiency: 1.2 must be a fraction above 0 and at most 1",
+            "max_cycles_per_day: 0 must be above 0 and at most 24",
+            "reconcile_tolerance: 5 must be a fraction",
+            "meter_rates[1]: `deep` is not a band of tariff `cn-chongqing-ci-2025-02`",
+            "contract.host_share: 1.5 must be a fraction from 0 to 1",
+        ];
+        for w in want {
+            assert!(e.iter().any(|x| x.contains(w)), "{w} not in {e:?}");
+        }
+    }
 }
