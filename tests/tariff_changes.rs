@@ -411,3 +411,37 @@ fn history_backfilled_into_the_ledger_is_repriced_after_a_correction() {
         "{notes}"
     );
 }
+
+#[test]
+fn the_demand_price_in_force_follows_its_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("two-part.toml");
+    std::fs::write(
+        &file,
+        "id = \"two-part\"\nname = \"t\"\ntimezone = \"Asia/Shanghai\"\ncurrency = \"CNY\"\nsource = \"test\"\n\
+         prices = { flat = 0.7 }\ndemand_charge = { price_per_kw_month = 32 }\n\
+         [[price_changes]]\nfrom = \"2026-03-01\"\nprices = { flat = 0.71 }\ndemand_price_per_kw_month = 28.8\n\
+         [[seasons]]\nmonths = [1,2,3,4,5,6,7,8,9,10,11,12]\nbands = [{ start = \"00:00\", end = \"24:00\", band = \"flat\" }]\n",
+    )
+    .unwrap();
+    let show = |d: &str| {
+        text(&cli(&[
+            "tariff",
+            "show",
+            file.to_str().unwrap(),
+            "--date",
+            d,
+        ]))
+    };
+    assert!(
+        show("2026-02-28").contains("demand charge 32 CNY/kW-month"),
+        "{}",
+        show("2026-02-28")
+    );
+    // A month takes the price in force on its first day.
+    assert!(
+        show("2026-03-15").contains("demand charge 28.8 CNY/kW-month"),
+        "{}",
+        show("2026-03-15")
+    );
+}

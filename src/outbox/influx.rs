@@ -86,7 +86,7 @@ pub fn encode(e: &Event) -> Option<Record> {
                 .map(|(b, t)| (b.as_str(), t, t.savings - t.aux_cost))
                 .chain(std::iter::once(("total", &today.total, today.net_savings)));
             for (band, t, net) in rows {
-                out = out
+                let mut line = out
                     .measurement("bess_savings")
                     .tag("site", site)
                     .tag("band", band)
@@ -96,9 +96,15 @@ pub fn encode(e: &Event) -> Option<Record> {
                     .field("discharge_value", t.discharge_value)
                     .field("savings", t.savings)
                     .field("aux_cost", t.aux_cost)
-                    .field("net_savings", net)
-                    .timestamp(at)
-                    .close_line();
+                    .field("net_savings", net);
+                // The day's optimum belongs to no band: on the totals' row.
+                if band == "total" {
+                    line = line.field("optimum_savings", today.optimum_savings);
+                    if let Some(e) = today.schedule_efficiency.filter(|e| e.is_finite()) {
+                        line = line.field("schedule_efficiency", e);
+                    }
+                }
+                out = line.timestamp(at).close_line();
             }
             out.build()
         }

@@ -28,6 +28,9 @@ fn summary(r: &Report) -> Value {
         "demand_savings": r.demand_savings,
         "demand": r.demand,
         "bands": r.bands,
+        "optimum_savings": r.optimum_savings,
+        "schedule_efficiency": r.schedule_efficiency,
+        "warnings": r.warnings,
     })
 }
 
