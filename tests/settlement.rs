@@ -158,6 +158,13 @@ fn json(out: std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `bessmon statement` for the lab site's February, with these arguments.
+fn february(cfg: &TestConfig, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["--site", "lab", "--period", "2025-02"];
+    args.extend_from_slice(extra);
+    cli_c("statement", &cfg.path, &args)
+}
+
 fn fen(v: &Value) -> i64 {
     (v.as_f64().unwrap() * 100.0).round() as i64
 }
@@ -223,11 +230,7 @@ fn a_simulated_february_settles_from_the_meter_to_the_fen() {
         .collect();
     let cfg = run.finish();
 
-    let s = json(cli_c(
-        "statement",
-        &cfg.path,
-        &["--site", "lab", "--period", "2025-02", "--format", "json"],
-    ));
+    let s = json(february(&cfg, &["--format", "json"]));
     assert_eq!(s["energy_source"], "meter", "{}", s["energy_source_reason"]);
     let report = json(cli_c(
         "report",
@@ -315,20 +318,7 @@ fn a_simulated_february_settles_from_the_meter_to_the_fen() {
     require("chromium");
     let pdftotext = require("pdftotext");
     let pdf = cfg.dir.path().join("feb.pdf");
-    let out = cli_c(
-        "statement",
-        &cfg.path,
-        &[
-            "--site",
-            "lab",
-            "--period",
-            "2025-02",
-            "--format",
-            "pdf",
-            "-o",
-            pdf.to_str().unwrap(),
-        ],
-    );
+    let out = february(&cfg, &["--format", "pdf", "-o", pdf.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -353,18 +343,7 @@ fn a_simulated_february_settles_from_the_meter_to_the_fen() {
     // README's picture of the statement: BESSMON_STATEMENT_OUT=docs.
     if let Some(dir) = std::env::var_os("BESSMON_STATEMENT_OUT") {
         let html = std::path::Path::new(&dir).join("statement.html");
-        let out = cli_c(
-            "statement",
-            &cfg.path,
-            &[
-                "--site",
-                "lab",
-                "--period",
-                "2025-02",
-                "-o",
-                html.to_str().unwrap(),
-            ],
-        );
+        let out = february(&cfg, &["-o", html.to_str().unwrap()]);
         assert!(out.status.success());
         let png = std::path::Path::new(&dir).join("statement.png");
         let shot = std::process::Command::new(require("chromium"))
@@ -390,11 +369,7 @@ fn a_simulated_february_settles_from_the_meter_to_the_fen() {
             String::from_utf8_lossy(&shot.stderr)
         );
     }
-    let csv = cli_c(
-        "statement",
-        &cfg.path,
-        &["--site", "lab", "--period", "2025-02", "--format", "csv"],
-    );
+    let csv = february(&cfg, &["--format", "csv"]);
     let csv = String::from_utf8_lossy(&csv.stdout);
     assert_eq!(
         csv.lines().filter(|l| l.contains(",meter,")).count(),

@@ -114,38 +114,28 @@ fn a_site_moves_to_the_new_zhejiang_periods_on_their_date() {
     // is peak on 30 June (2024 periods) and flat on 1 July (2026 periods).
     let csv = cfg.dir.path().join("h.csv");
     std::fs::write(&csv, history(&["2026-06-30", "2026-07-01"])).unwrap();
-    let r = ok_json(cli_c(
-        "replay",
-        &cfg.path,
-        &[
-            "--site",
-            "lab",
-            "--csv",
-            csv.to_str().unwrap(),
-            "--format",
-            "json",
-            "--period",
-            "2026-06-30",
-        ],
-    ));
+    let day = |d: &str| {
+        ok_json(cli_c(
+            "replay",
+            &cfg.path,
+            &[
+                "--site",
+                "lab",
+                "--csv",
+                csv.to_str().unwrap(),
+                "--format",
+                "json",
+                "--period",
+                d,
+            ],
+        ))
+    };
+    let r = day("2026-06-30");
     assert!(
         (r["bands"]["peak"]["charge_kwh"].as_f64().unwrap() - 100.0).abs() < 1e-6,
         "{r}"
     );
-    let r = ok_json(cli_c(
-        "replay",
-        &cfg.path,
-        &[
-            "--site",
-            "lab",
-            "--csv",
-            csv.to_str().unwrap(),
-            "--format",
-            "json",
-            "--period",
-            "2026-07-01",
-        ],
-    ));
+    let r = day("2026-07-01");
     assert!(
         (r["bands"]["flat"]["charge_kwh"].as_f64().unwrap() - 100.0).abs() < 1e-6,
         "{r}"

@@ -210,6 +210,14 @@ mod tests {
             .timestamp()
     }
 
+    fn chongqing_ledger() -> Ledger {
+        let t = TariffCatalog::new(&[])
+            .load("cn-chongqing-ci-2025-02")
+            .unwrap()
+            .unwrap();
+        Ledger::new(t, BTreeMap::new(), SignedDuration::from_mins(1))
+    }
+
     fn rates() -> Vec<String> {
         ["critical", "peak", "flat", "valley"]
             .map(String::from)
@@ -218,11 +226,7 @@ mod tests {
 
     #[test]
     fn the_first_reading_after_midnight_opens_the_day_and_switches_are_timed() {
-        let t = TariffCatalog::new(&[])
-            .load("cn-chongqing-ci-2025-02")
-            .unwrap()
-            .unwrap();
-        let mut l = Ledger::new(t, BTreeMap::new(), SignedDuration::from_mins(1));
+        let mut l = chongqing_ledger();
         let mut w = MeterWatch::default();
         let (valley, flat) = (Role::ChargeEnergyRate4, Role::ChargeEnergyRate3);
         // Charging through 08:00 (valley to flat in Chongqing) on a meter
@@ -254,11 +258,7 @@ mod tests {
 
     #[test]
     fn an_early_switch_has_a_negative_offset() {
-        let t = TariffCatalog::new(&[])
-            .load("cn-chongqing-ci-2025-02")
-            .unwrap()
-            .unwrap();
-        let mut l = Ledger::new(t, BTreeMap::new(), SignedDuration::from_mins(1));
+        let mut l = chongqing_ledger();
         let mut w = MeterWatch::default();
         // Discharging into the 11:00 peak, the meter moves to peak at 10:55.
         let (flat, peak) = (Role::DischargeEnergyRate3, Role::DischargeEnergyRate2);
@@ -275,11 +275,7 @@ mod tests {
 
     #[test]
     fn readings_hours_apart_time_no_switch() {
-        let t = TariffCatalog::new(&[])
-            .load("cn-chongqing-ci-2025-02")
-            .unwrap()
-            .unwrap();
-        let mut l = Ledger::new(t, BTreeMap::new(), SignedDuration::from_mins(1));
+        let mut l = chongqing_ledger();
         let mut w = MeterWatch::default();
         let (valley, flat) = (Role::ChargeEnergyRate4, Role::ChargeEnergyRate3);
         for (when, v, f) in [
