@@ -79,6 +79,15 @@ pub enum Command {
     Ledger(ledger::Args),
 }
 
+/// `-c FILE --site ID`: the site a ledger command works on.
+#[derive(Debug, clap::Args)]
+pub struct SiteArg {
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub site: String,
+}
+
 /// A command's failure: its exit code and what to tell the operator.
 #[derive(Debug)]
 pub struct Failure {

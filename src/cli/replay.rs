@@ -11,10 +11,8 @@ use crate::account::report::{Period, Report};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(short = 'c', long = "config")]
-    pub config: Option<PathBuf>,
-    #[arg(long)]
-    pub site: String,
+    #[command(flatten)]
+    pub at: super::SiteArg,
     #[arg(long)]
     pub csv: PathBuf,
     /// Price the history with this tariff (file or bundled id) instead of the site's.
@@ -49,8 +47,8 @@ pub fn replay_csv(
 
 pub fn run(a: Args) -> Outcome {
     let period = parse_period(&a.period)?;
-    let v = load_config(a.config.as_ref())?;
-    let site = find_site(&v, &a.site)?;
+    let v = load_config(a.at.config.as_ref())?;
+    let site = find_site(&v, &a.at.site)?;
     let mut setup = setup_for(site);
     if let Some(t) = &a.tariff {
         if a.into_ledger {
@@ -94,7 +92,7 @@ fn into_ledger(
         ))
     })?;
     let have = store
-        .load(&a.site)
+        .load(&a.at.site)
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let clash: Vec<jiff::civil::Date> = days
         .keys()
@@ -105,7 +103,7 @@ fn into_ledger(
         if !a.replace {
             return Err(Failure::input(format!(
                 "site {}: the ledger already has {} of these days ({first} to {last}); --replace overwrites them",
-                a.site,
+                a.at.site,
                 clash.len()
             )));
         }
@@ -145,11 +143,11 @@ fn into_ledger(
         })
         .collect();
     store
-        .put(&a.site, &days, &months)
+        .put(&a.at.site, &days, &months)
         .map_err(|e| Failure::runtime(e.to_string()))?;
     println!(
         "site {}: {} days ({} to {}) written into the ledger in {}{}",
-        a.site,
+        a.at.site,
         days.len(),
         days.keys()
             .next()

@@ -1,6 +1,5 @@
 //! `bessmon report`: savings for a day, month, year or lifetime, from the
 //! ledger on disk (readable while the daemon runs).
-use std::path::PathBuf;
 
 use clap::ValueEnum;
 
@@ -17,10 +16,8 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(short = 'c', long = "config")]
-    pub config: Option<PathBuf>,
-    #[arg(long)]
-    pub site: String,
+    #[command(flatten)]
+    pub at: super::SiteArg,
     /// YYYY-MM-DD, YYYY-MM, YYYY or lifetime.
     #[arg(long, default_value = "lifetime")]
     pub period: String,
@@ -38,12 +35,12 @@ pub fn print(r: &Report, format: Format) {
 
 pub fn run(a: Args) -> Outcome {
     let period = parse_period(&a.period)?;
-    let v = load_config(a.config.as_ref())?;
-    let site = find_site(&v, &a.site)?;
-    let loaded = store::read_only(&v.daemon.state_dir, &a.site)
+    let v = load_config(a.at.config.as_ref())?;
+    let site = find_site(&v, &a.at.site)?;
+    let loaded = store::read_only(&v.daemon.state_dir, &a.at.site)
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let r = report::build(
-        &a.site,
+        &a.at.site,
         period,
         &site.tariff,
         &site.terms(),

@@ -1,7 +1,6 @@
 //! `bessmon reprice`: price booked energy again after a price correction
 //! (the grid company republished a month, a price was mistyped). Energy and
 //! bands stay as booked; the summary shows what changed and the days record it.
-use std::path::PathBuf;
 
 use super::{find_site, load_config, parse_period, Failure, Outcome};
 use crate::account::report::{self, Period};
@@ -10,10 +9,8 @@ use crate::account::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(short = 'c', long = "config")]
-    pub config: Option<PathBuf>,
-    #[arg(long)]
-    pub site: String,
+    #[command(flatten)]
+    pub at: super::SiteArg,
     /// YYYY-MM-DD, YYYY-MM, YYYY or lifetime.
     #[arg(long)]
     pub period: String,
@@ -24,42 +21,38 @@ pub struct Args {
 
 pub fn run(a: Args) -> Outcome {
     let period: Period = parse_period(&a.period)?;
-    let v = load_config(a.config.as_ref())?;
-    let site = find_site(&v, &a.site)?;
+    let v = load_config(a.at.config.as_ref())?;
+    let site = find_site(&v, &a.at.site)?;
     let store = Store::open(&v.daemon.state_dir).map_err(|e| {
         Failure::runtime(format!(
             "{e} (is the daemon of this state directory running? stop it first: it keeps today's books in memory)"
         ))
     })?;
     let mut loaded = store
-        .load(&a.site)
+        .load(&a.at.site)
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let terms = site.terms();
-    let before = report::build(
-        &a.site,
-        period,
-        &site.tariff,
-        &terms,
-        &loaded.days,
-        &loaded.months,
-    );
+    let savings = |days: &_| {
+        report::build(
+            &a.at.site,
+            period,
+            &site.tariff,
+            &terms,
+            days,
+            &loaded.months,
+        )
+    };
+    let before = savings(&loaded.days);
     let (summary, changed) = reprice(
         &site.tariff,
         &mut loaded.days,
         period,
         jiff::Timestamp::now(),
     );
-    let after = report::build(
-        &a.site,
-        period,
-        &site.tariff,
-        &terms,
-        &loaded.days,
-        &loaded.months,
-    );
+    let after = savings(&loaded.days);
     println!(
         "site {} period {period}: {} days in the ledger, {} re-priced with tariff `{}`",
-        a.site, summary.days_looked_at, summary.days_changed, site.tariff.id
+        a.at.site, summary.days_looked_at, summary.days_changed, site.tariff.id
     );
     if !summary.changes.is_empty() {
         println!(
@@ -101,7 +94,7 @@ pub fn run(a: Args) -> Outcome {
         return Ok(());
     }
     store
-        .put(&a.site, &changed, &Default::default())
+        .put(&a.at.site, &changed, &Default::default())
         .map_err(|e| Failure::runtime(e.to_string()))?;
     println!("{} days written; each records the revision", changed.len());
     Ok(())

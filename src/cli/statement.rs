@@ -18,10 +18,8 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(short = 'c', long = "config")]
-    pub config: Option<PathBuf>,
-    #[arg(long)]
-    pub site: String,
+    #[command(flatten)]
+    pub at: super::SiteArg,
     /// The month, YYYY-MM.
     #[arg(long)]
     pub period: String,
@@ -50,9 +48,9 @@ fn month(p: &str) -> Result<(i16, i8), Failure> {
 
 pub fn run(a: Args) -> Outcome {
     let period = month(&a.period)?;
-    let v = load_config(a.config.as_ref())?;
-    let site = find_site(&v, &a.site)?;
-    let loaded = store::read_only(&v.daemon.state_dir, &a.site)
+    let v = load_config(a.at.config.as_ref())?;
+    let site = find_site(&v, &a.at.site)?;
+    let loaded = store::read_only(&v.daemon.state_dir, &a.at.site)
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let terms = site.terms();
     let s = statement::build(
@@ -76,7 +74,7 @@ pub fn run(a: Args) -> Outcome {
             let out = a
                 .output
                 .clone()
-                .unwrap_or_else(|| format!("statement-{}-{}.pdf", a.site, a.period).into());
+                .unwrap_or_else(|| format!("statement-{}-{}.pdf", a.at.site, a.period).into());
             crate::publish::statement::pdf(&crate::publish::statement::html(&s), &out)
                 .map_err(Failure::runtime)?;
             eprintln!("wrote {}", out.display());
