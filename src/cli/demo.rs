@@ -46,7 +46,7 @@ pub struct Args {
 /// The demo's sites take these tariffs in turn, one per province.
 pub const DEMO_TARIFFS: [&str; 3] = [
     "cn-chongqing-ci-2025-02",
-    "cn-zhejiang-ci-2024",
+    "cn-zhejiang-ci-2026",
     "cn-guangdong-ci-2021",
 ];
 
