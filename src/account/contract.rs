@@ -129,7 +129,7 @@ impl Contract {
     /// investor's part is the total less the host's, so they add up exactly.
     pub fn split(&self, savings: i64, discharge_value: i64, demand: i64) -> Shares {
         let demand = if self.include_demand { demand } else { 0 };
-        let total = savings + demand;
+        let total = savings.saturating_add(demand);
         let host = match self.split {
             Split::Share { host_share } => round_fen(total as f64 * host_share),
             Split::Discount { discount } => round_fen((discharge_value + demand) as f64 * discount),
@@ -137,7 +137,7 @@ impl Contract {
         Shares {
             total,
             host,
-            investor: total - host,
+            investor: total.saturating_sub(host),
         }
     }
 
@@ -154,7 +154,7 @@ impl Contract {
                 Shares {
                     total,
                     host,
-                    investor: total - host,
+                    investor: total.saturating_sub(host),
                 },
             )
         } else {
@@ -164,7 +164,7 @@ impl Contract {
                 Shares {
                     total,
                     host,
-                    investor: total - host,
+                    investor: total.saturating_sub(host),
                 },
                 s,
             )

@@ -105,8 +105,8 @@ pub fn reconcile(
                     RateFlow::Charge => x.charge_mwh,
                     _ => x.discharge_mwh,
                 })
-                .sum();
-            let meter_kwh = (close - open) as f64 / 1e6;
+                .fold(0, i64::saturating_add);
+            let meter_kwh = close.saturating_sub(open) as f64 / 1e6;
             if close < open {
                 notes.push(format!(
                     "{} went down from {:.2} to {:.2} kWh between {a} and {b}: the meter was replaced or reset",

@@ -118,7 +118,8 @@ fn money(fen: i64) -> f64 {
 /// millionth (published tariffs have at most six decimals).
 pub fn fen_of(mwh: i64, price: f64) -> i64 {
     let price_u = (price * 1e6).round() as i128;
-    let units = mwh as i128 * price_u; // 1e-12 of the currency
+    // Saturating: a fuzzed ledger or an absurd price must not overflow.
+    let units = (mwh as i128).saturating_mul(price_u); // 1e-12 of the currency
     let unit = 10_000_000_000i128; // one fen
     let q = units / unit;
     let r = units % unit;
@@ -127,7 +128,7 @@ pub fn fen_of(mwh: i64, price: f64) -> i64 {
     } else {
         -r * 2 >= unit
     };
-    (q + if up { units.signum() } else { 0 }) as i64
+    (q + if up { units.signum() } else { 0 }).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// The month's price periods: runs of days with the same prices.
@@ -193,8 +194,8 @@ fn from_meter(
                 pi,
                 rate,
                 Energy {
-                    charge_mwh: pair[0].1 - pair[0].0,
-                    discharge_mwh: pair[1].1 - pair[1].0,
+                    charge_mwh: pair[0].1.saturating_sub(pair[0].0),
+                    discharge_mwh: pair[1].1.saturating_sub(pair[1].0),
                     readings: Some(pair),
                 },
             ));
@@ -252,7 +253,7 @@ pub fn build(
                 discharge_kwh: kwh(e.discharge_mwh),
                 charge_cost: money(cost),
                 discharge_value: money(value),
-                savings: money(value - cost),
+                savings: money(value.saturating_sub(cost)),
             },
         ));
     };
@@ -276,8 +277,8 @@ pub fn build(
                             discharge_mwh: 0,
                             readings: None,
                         });
-                        e.charge_mwh += b.charge_mwh;
-                        e.discharge_mwh += b.discharge_mwh;
+                        e.charge_mwh = e.charge_mwh.saturating_add(b.charge_mwh);
+                        e.discharge_mwh = e.discharge_mwh.saturating_add(b.discharge_mwh);
                     }
                 }
                 for (band, e) in &per_band {
@@ -290,18 +291,19 @@ pub fn build(
             )
         }
     };
-    let sum = |f: &dyn Fn(&(i64, i64, Line)) -> i64| lines.iter().map(f).sum::<i64>();
+    let sum =
+        |f: &dyn Fn(&(i64, i64, Line)) -> i64| lines.iter().map(f).fold(0i64, i64::saturating_add);
     let cost = sum(&|l| l.0);
     let value = sum(&|l| l.1);
     let charge_mwh: i64 = lines
         .iter()
         .map(|l| (l.2.charge_kwh * 1e6).round() as i64)
-        .sum();
+        .fold(0, i64::saturating_add);
     let discharge_mwh: i64 = lines
         .iter()
         .map(|l| (l.2.discharge_kwh * 1e6).round() as i64)
-        .sum();
-    let arbitrage = value - cost;
+        .fold(0, i64::saturating_add);
+    let arbitrage = value.saturating_sub(cost);
     let demand = tariff
         .demand
         .as_ref()

@@ -100,6 +100,9 @@ fn fen_are_exact_and_rounded_half_away_from_zero() {
     // 0.1 kWh at 1.005 is 10.05 fen; floats would print 10.049999.
     assert_eq!(fen_of(100_000, 1.005), 10);
     assert_eq!(fen_of(0, 1.0), 0);
+    // Absurd input saturates instead of overflowing.
+    assert_eq!(fen_of(i64::MAX, 1e300), i64::MAX);
+    assert_eq!(fen_of(i64::MIN, 1e300), i64::MIN);
 }
 
 #[test]
