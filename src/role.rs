@@ -157,6 +157,14 @@ impl Role {
     }
 }
 
+/// The usual numbering of a Chinese multi-rate meter's rates: 1 尖 (critical
+/// peak), 2 峰 (peak), 3 平 (flat), 4 谷 (valley): the band each counts.
+pub fn default_meter_rates() -> Vec<String> {
+    ["critical", "peak", "flat", "valley"]
+        .map(String::from)
+        .to_vec()
+}
+
 /// What a settlement meter's per-rate register counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

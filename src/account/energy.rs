@@ -66,9 +66,7 @@ impl SiteSetup {
             usable_kwh: capacity_kwh,
             round_trip_efficiency: None,
             max_cycles_per_day: 2.0,
-            meter_rates: ["critical", "peak", "flat", "valley"]
-                .map(String::from)
-                .to_vec(),
+            meter_rates: crate::role::default_meter_rates(),
             reconcile_tolerance: 0.01,
             max_grid_kw: 4.0 * rated_kw,
             grid_capacity_kw: None,

@@ -67,9 +67,7 @@ impl Terms {
     pub fn new(capacity_kwh: f64, rated_kw: f64) -> Terms {
         Terms {
             battery: Battery::new(capacity_kwh, rated_kw),
-            meter_rates: ["critical", "peak", "flat", "valley"]
-                .map(String::from)
-                .to_vec(),
+            meter_rates: crate::role::default_meter_rates(),
             reconcile_tolerance: 0.01,
         }
     }

@@ -242,9 +242,7 @@ mod tests {
     }
 
     fn rates() -> Vec<String> {
-        ["critical", "peak", "flat", "valley"]
-            .map(String::from)
-            .to_vec()
+        crate::role::default_meter_rates()
     }
 
     #[test]

@@ -234,7 +234,7 @@ pub struct Site {
     #[serde(default = "default_reconcile_tolerance")]
     pub reconcile_tolerance: f64,
     /// The tariff band each rate register of the storage meter counts, rate 1 first.
-    #[serde(default = "default_meter_rates")]
+    #[serde(default = "crate::role::default_meter_rates")]
     pub meter_rates: Vec<String>,
     #[serde(default)]
     pub contract: Option<crate::account::contract::ContractFile>,
@@ -247,14 +247,6 @@ fn default_max_cycles() -> f64 {
 }
 fn default_reconcile_tolerance() -> f64 {
     0.01
-}
-pub(crate) fn default_meter_rates_list() -> Vec<String> {
-    default_meter_rates()
-}
-fn default_meter_rates() -> Vec<String> {
-    ["critical", "peak", "flat", "valley"]
-        .map(String::from)
-        .to_vec()
 }
 
 /// A site's tariff: a bare id, or ids each in force from a local date.

@@ -429,7 +429,7 @@ fn settle(
         for (i, b) in s.meter_rates.iter().enumerate() {
             // The default names the usual four; a tariff without a critical
             // band simply never sees rate 1 move.
-            if !t.bands.contains(b) && s.meter_rates != super::default_meter_rates_list() {
+            if !t.bands.contains(b) && s.meter_rates != crate::role::default_meter_rates() {
                 e(
                     format!("{sk}.meter_rates[{i}]"),
                     format!(

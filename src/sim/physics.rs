@@ -110,9 +110,7 @@ impl SiteParams {
             serial: format!("SIM{index:05}"),
             counter_offset_wh: 0,
             meter_clock_offset: SignedDuration::ZERO,
-            meter_rates: ["critical", "peak", "flat", "valley"]
-                .map(String::from)
-                .to_vec(),
+            meter_rates: crate::role::default_meter_rates(),
         }
     }
 }
