@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod link;
 pub mod planner;
+pub mod plausibility;
 pub mod profile;
 pub mod sample;
 pub mod spec;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{load_config, Failure, Outcome};
 use crate::acquire::decode::{decode_reply, Decoded, Reply};
+use crate::acquire::plausibility::{between_reads, implausible, Limits};
 use crate::acquire::profile::{Profile, ProfileCatalog};
 use crate::acquire::spec::Parity;
 use crate::acquire::transport::{self, exception_text, CallError};
@@ -43,11 +44,36 @@ pub struct Args {
     pub device: Option<String>,
     #[arg(long, default_value = "1s")]
     pub timeout: String,
+    /// Read this many times, --interval apart, and compare the reads: a
+    /// counter going down or a 32-bit word order that looks swapped.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    #[arg(long, default_value = "1s")]
+    pub interval: String,
+    /// The battery's rated power, to flag power beyond it (from the site with -c).
+    #[arg(long)]
+    pub rated_kw: Option<f64>,
+}
+
+/// One point as one read left it.
+struct Row {
+    point: usize,
+    words: Vec<u16>,
+    raw: String,
+    value: String,
+    number: Option<f64>,
+    flag: &'static str,
 }
 
 pub async fn run(a: Args) -> Outcome {
     let timeout =
         parse_duration(&a.timeout).map_err(|m| Failure::input(format!("--timeout: {m}")))?;
+    let interval =
+        parse_duration(&a.interval).map_err(|m| Failure::input(format!("--interval: {m}")))?;
+    let mut limits = Limits {
+        rated_kw: a.rated_kw,
+        max_grid_kw: None,
+    };
     let (transport, unit, profile, timeout) = if let Some(dev) = &a.device {
         let v = load_config(a.config.as_ref())?;
         let d = v
@@ -59,6 +85,10 @@ pub async fn run(a: Args) -> Outcome {
                     v.source
                 ))
             })?;
+        if let Some(site) = v.sites.iter().find(|s| s.id == d.site) {
+            limits.rated_kw = limits.rated_kw.or(Some(site.rated_power_kw));
+            limits.max_grid_kw = Some(site.max_grid_kw);
+        }
         (d.transport.clone(), d.unit, d.profile.clone(), d.timeout)
     } else {
         let id = a
@@ -114,13 +144,75 @@ pub async fn run(a: Args) -> Outcome {
         .await
         .map_err(|e| Failure::runtime(format!("{}: {e}", transport.key())))?;
     println!("{} unit {unit}, profile {}", transport.key(), profile.id);
+    let mut failures = 0;
+    let mut first: Vec<Row> = Vec::new();
+    let mut last: Vec<Row> = Vec::new();
+    for round in 0..a.repeat {
+        if round > 0 {
+            tokio::time::sleep(interval).await;
+        }
+        let mut rows = Vec::new();
+        failures += read_once(&mut ctx, &transport, unit, &profile, timeout, &mut rows).await?;
+        if round == 0 {
+            first = rows;
+        } else {
+            last = rows;
+        }
+    }
+    let shown = if last.is_empty() { &first } else { &last };
     println!(
         "{:<24} {:<9} {:>7}  {:<24} {:>16} {:<6} flags",
         "point", "table", "address", "raw", "value", "unit"
     );
+    let mut flagged = 0;
+    for r in shown {
+        let p = &profile.points[r.point];
+        let mut flags: Vec<String> = Vec::new();
+        if !r.flag.is_empty() {
+            flags.push(r.flag.into());
+        }
+        if let Some(why) = r.number.and_then(|v| implausible(p, v, &limits)) {
+            flags.push(format!("implausible: {why}"));
+        }
+        if let Some(before) = first
+            .iter()
+            .find(|f| f.point == r.point && !last.is_empty())
+        {
+            flags.extend(between_reads(p, &before.words, &r.words));
+        }
+        flagged += usize::from(flags.iter().any(|f| f != "missing"));
+        println!(
+            "{:<24} {:<9} {:>#7x}  {:<24} {:>16} {:<6} {}",
+            p.name,
+            p.table.to_string(),
+            p.address,
+            r.raw,
+            r.value,
+            p.unit.as_deref().unwrap_or(""),
+            flags.join("; ")
+        );
+    }
+    if flagged > 0 {
+        println!("# {flagged} point(s) flagged: check the profile's type, order, scale and role against the device's map");
+    }
+    if failures > 0 {
+        return Err(Failure::runtime(format!("{failures} request(s) failed")));
+    }
+    Ok(())
+}
+
+/// Reads every request of the profile once; the number that failed.
+async fn read_once(
+    ctx: &mut tokio_modbus::client::Context,
+    t: &Transport,
+    unit: u8,
+    profile: &Profile,
+    timeout: Duration,
+    rows: &mut Vec<Row>,
+) -> Result<u32, Failure> {
     let mut failures = 0;
     for req in profile.plan.requests(true) {
-        match transport::read(&mut ctx, unit, req, timeout).await {
+        match transport::read(ctx, unit, req, timeout).await {
             Err(e) => {
                 failures += 1;
                 let msg = match e {
@@ -134,45 +226,47 @@ pub async fn run(a: Args) -> Outcome {
                     req.start,
                     req.count
                 );
-                if !matches!(msg.as_str(), m if m.starts_with("exception")) {
-                    ctx = transport::connect(&transport, timeout.max(Duration::from_secs(1)))
+                if !msg.starts_with("exception") {
+                    *ctx = transport::connect(t, timeout.max(Duration::from_secs(1)))
                         .await
-                        .map_err(|e| Failure::runtime(format!("{}: {e}", transport.key())))?;
+                        .map_err(|e| Failure::runtime(format!("{}: {e}", t.key())))?;
                 }
             }
             Ok(reply) => {
-                decode_reply(&profile, req, &reply, |i, d| {
+                decode_reply(profile, req, &reply, |i, d| {
                     let p = &profile.points[i];
                     let off = (p.address - req.start) as usize;
+                    let words: Vec<u16> = match &reply {
+                        Reply::Words(w) => w[off..off + p.width as usize].to_vec(),
+                        Reply::Bits(b) => vec![u16::from(b[off])],
+                    };
                     let raw = match &reply {
-                        Reply::Words(w) => w[off..off + p.width as usize]
+                        Reply::Words(_) => words
                             .iter()
                             .map(|x| format!("{x:04x}"))
                             .collect::<Vec<_>>()
                             .join(" "),
-                        Reply::Bits(b) => format!("{}", b[off] as u8),
+                        Reply::Bits(_) => words[0].to_string(),
                     };
-                    let (value, flags) = match d {
-                        Decoded::Value { value, valid, .. } => {
-                            (value.to_string(), if valid { "" } else { "invalid" })
-                        }
-                        Decoded::Missing => ("-".into(), "missing"),
+                    let (value, number, flag) = match d {
+                        Decoded::Value { value, valid, .. } => (
+                            value.to_string(),
+                            value.as_f64(),
+                            if valid { "" } else { "invalid" },
+                        ),
+                        Decoded::Missing => ("-".into(), None, "missing"),
                     };
-                    println!(
-                        "{:<24} {:<9} {:>#7x}  {:<24} {:>16} {:<6} {flags}",
-                        p.name,
-                        p.table.to_string(),
-                        p.address,
+                    rows.push(Row {
+                        point: i,
+                        words,
                         raw,
                         value,
-                        p.unit.as_deref().unwrap_or("")
-                    );
+                        number,
+                        flag,
+                    });
                 });
             }
         }
     }
-    if failures > 0 {
-        return Err(Failure::runtime(format!("{failures} request(s) failed")));
-    }
-    Ok(())
+    Ok(failures)
 }

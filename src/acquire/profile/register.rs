@@ -78,6 +78,10 @@ impl DataType {
     pub fn is_numeric(self) -> bool {
         !matches!(self, DataType::Bool | DataType::String)
     }
+
+    pub fn is_integer(self) -> bool {
+        self.is_numeric() && !matches!(self, DataType::F32 | DataType::F64)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
