@@ -89,3 +89,124 @@ fn swapped_words_and_power_beyond_the_rating_are_flagged() {
         "{small}"
     );
 }
+
+/// `bessmon simulate` three seconds before 17:00 in Chongqing, on the wall
+/// clock's pace: the battery discharges through the peak, then charges in
+/// the flat band, so power changes and both counters move while watched.
+fn simulator_before_five_pm() -> (Proc, u16) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--start",
+            "2025-03-10T16:59:57+08:00",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port = line
+        .rsplit_once("127.0.0.1:")
+        .and_then(|(_, r)| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (Proc(child), port)
+}
+
+/// The PCS and meter of a simulator at `port`, the PCS read with `pcs_profile`.
+fn commission(pcs_profile: &str, dir: &std::path::Path) -> (Option<i32>, String) {
+    let (sim, port) = simulator_before_five_pm();
+    let t = format!("{{ type = \"tcp\", host = \"127.0.0.1\", port = {port} }}");
+    let cfg = TestConfig::with_profile_dir(
+        &sized_site_toml(
+            "200ms",
+            2000.0,
+            1000.0,
+            &(device_toml("pcs", pcs_profile, 1, "500ms", &t)
+                + &device_toml("meter", "bessmon-sim-meter", 3, "500ms", &t)),
+        ),
+        dir,
+    );
+    let out = cli_c("commission", &cfg.path, &["--site", "lab", "--watch", "7s"]);
+    sim.terminate();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn commission_names_a_wrong_sign_and_swapped_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcs = bessmon::bundled::profile("bessmon-sim-pcs").unwrap();
+    let wrong_sign = pcs
+        .replace("id = \"bessmon-sim-pcs\"", "id = \"wrong-sign\"")
+        .replacen(
+            "sign = \"discharge_positive\"",
+            "sign = \"charge_positive\"",
+            1,
+        );
+    let swapped = pcs
+        .replace("id = \"bessmon-sim-pcs\"", "id = \"swapped\"")
+        .replacen("role = \"charge_energy_total\"", "role = \"X\"", 1)
+        .replacen(
+            "role = \"discharge_energy_total\"",
+            "role = \"charge_energy_total\"",
+            1,
+        )
+        .replacen("role = \"X\"", "role = \"discharge_energy_total\"", 1);
+    assert!(wrong_sign.contains("charge_positive") && swapped != pcs);
+    std::fs::write(dir.path().join("wrong-sign.toml"), wrong_sign).unwrap();
+    std::fs::write(dir.path().join("swapped.toml"), swapped).unwrap();
+
+    let runs: Vec<_> = ["bessmon-sim-pcs", "wrong-sign", "swapped"]
+        .into_iter()
+        .map(|p| {
+            let dir = dir.path().to_path_buf();
+            std::thread::spawn(move || commission(p, &dir))
+        })
+        .collect();
+    let mut results = runs.into_iter().map(|h| h.join().unwrap());
+    let verdict = |text: &str, role: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with(role))
+            .unwrap_or_else(|| panic!("no {role} verdict in\n{text}"))
+            .to_string()
+    };
+
+    let (code, right) = results.next().unwrap();
+    assert_eq!(code, Some(0), "{right}");
+    assert!(
+        verdict(&right, "battery_power sign").contains(" ok "),
+        "{right}"
+    );
+    assert!(
+        verdict(&right, "charge_energy_total").contains(" ok "),
+        "{right}"
+    );
+    assert!(
+        verdict(&right, "discharge_energy_total").contains(" ok "),
+        "{right}"
+    );
+    assert!(right.contains("pcs"), "round trips per device:\n{right}");
+
+    let (code, sign) = results.next().unwrap();
+    assert_eq!(code, Some(1), "{sign}");
+    let line = verdict(&sign, "battery_power sign");
+    assert!(
+        line.contains("WRONG") && line.contains("flip the point's sign"),
+        "{sign}"
+    );
+
+    let (code, swap) = results.next().unwrap();
+    assert_eq!(code, Some(1), "{swap}");
+    let line = verdict(&swap, "charge_energy_total");
+    assert!(line.contains("WRONG") && line.contains("swapped"), "{swap}");
+}

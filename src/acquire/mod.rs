@@ -1,6 +1,7 @@
 //! Acquisition: profiles (register maps as data), the request planner, decoding,
 //! transports and the per-transport polling tasks. Output: [`Sample`]s on a
 //! bounded channel. Knows nothing of tariffs or sinks.
+pub mod commission;
 pub mod decode;
 pub mod link;
 pub mod planner;

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_outage;
 mod check;
+mod commission;
 pub mod demo;
 mod health;
 pub mod journal;
@@ -59,6 +60,8 @@ pub enum Command {
     Simulate(simulate::Args),
     /// One-shot commissioning read: raw registers beside decoded values.
     Read(read::Args),
+    /// Watch a site for a while and judge its maps: sign, counters, resolution.
+    Commission(commission::Args),
     /// The Modbus requests each device needs per poll.
     Plan(plan::Args),
     /// Time-of-use tariffs.
@@ -150,6 +153,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Statement(a) => statement::run(a),
         Command::Reprice(a) => reprice::run(a),
         Command::Read(a) => runtime().and_then(|rt| rt.block_on(read::run(a))),
+        Command::Commission(a) => runtime().and_then(|rt| rt.block_on(commission::run(a))),
         Command::Simulate(a) => runtime().and_then(|rt| rt.block_on(simulate::run(a))),
         Command::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),
         Command::Run(a) => runtime().and_then(|rt| rt.block_on(run::run(a))),
