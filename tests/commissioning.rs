@@ -210,3 +210,197 @@ fn commission_names_a_wrong_sign_and_swapped_counters() {
     let line = verdict(&swap, "charge_energy_total");
     assert!(line.contains("WRONG") && line.contains("swapped"), "{swap}");
 }
+
+/// A meter and a PCS of other makes' shapes: input registers, watts as
+/// i32, counters in Wh with their words swapped, power counted charge-positive.
+const ALT_METER: &str = r#"id = "alt-meter"
+source = "a test's own map"
+verified = "unverified"
+[[points]]
+name = "p_total"
+table = "input"
+address = 100
+type = "i32"
+scale = 0.001
+unit = "kW"
+role = "grid_power"
+[[points]]
+name = "e_imp"
+table = "input"
+address = 110
+type = "u32"
+order = "CDAB"
+scale = 0.001
+unit = "kWh"
+role = "grid_import_energy_total"
+[[points]]
+name = "e_exp"
+table = "input"
+address = 112
+type = "u64"
+scale = 0.001
+unit = "kWh"
+role = "grid_export_energy_total"
+"#;
+
+const ALT_PCS: &str = r#"id = "alt-pcs"
+source = "a test's own map"
+verified = "unverified"
+[[points]]
+name = "p_bat"
+table = "holding"
+address = 0
+type = "f32"
+order = "DCBA"
+unit = "kW"
+role = "battery_power"
+sign = "charge_positive"
+[[points]]
+name = "soc_x10"
+table = "holding"
+address = 2
+type = "u16"
+scale = 0.1
+unit = "%"
+role = "soc"
+"#;
+
+fn value(text: &str, point: &str) -> f64 {
+    line(text, point)
+        .split_whitespace()
+        .rev()
+        .find_map(|w| w.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no value for {point} in\n{text}"))
+}
+
+#[test]
+fn the_simulator_serves_any_profile_from_its_physics() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alt-meter.toml"), ALT_METER).unwrap();
+    std::fs::write(dir.path().join("alt-pcs.toml"), ALT_PCS).unwrap();
+    let load = |id: &str| {
+        bessmon::acquire::profile::ProfileCatalog::new(&[dir.path().to_path_buf()])
+            .load(id)
+            .unwrap()
+            .unwrap()
+    };
+    let mut profiles = bessmon::sim::SimProfiles::bundled();
+    profiles.meter = load("alt-meter");
+    profiles.pcs = load("alt-pcs");
+    // Frozen at 07:00 in Shanghai, 40 kWh past a 32-bit wrap of Wh: charging.
+    let clock = Arc::new(Freezable::at("2025-03-09T23:00:00Z".parse().unwrap()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let params = bessmon::sim::SiteParams {
+        counter_offset_wh: (1u64 << 32) + 40_000,
+        ..bessmon::sim::SiteParams::standard(0)
+    };
+    let sim = rt
+        .block_on(bessmon::sim::start_with(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            0,
+            vec![params],
+            clock,
+            cancel.clone(),
+            profiles,
+        ))
+        .unwrap();
+    let port = sim.addrs[0].port();
+    let (grid_kw, import_wh, export_wh, power_kw, soc) = {
+        let s = sim.sites[0].site.lock().unwrap();
+        (
+            s.state.grid_kw(),
+            s.state.import_wh,
+            s.state.export_wh,
+            s.state.power_kw,
+            s.soc(),
+        )
+    };
+    assert!(
+        power_kw < -100.0,
+        "the simulated battery charges at 07:00: {power_kw}"
+    );
+
+    let meter_port = port.to_string();
+    let out = cli(&[
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &meter_port,
+        "--unit",
+        "3",
+        "--profile",
+        "alt-meter",
+        "--profile-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let meter = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{meter}");
+    assert!(
+        (value(&meter, "p_total") - grid_kw).abs() <= 0.001,
+        "{meter} vs {grid_kw}"
+    );
+    // The u32 import counter wraps at 2^32 Wh, as a device's would.
+    let wrapped = ((import_wh as u64) % (1u64 << 32)) as f64 / 1000.0;
+    assert!(
+        (value(&meter, "e_imp") - wrapped).abs() <= 0.001,
+        "{meter} vs {wrapped}"
+    );
+    assert!(
+        (value(&meter, "e_exp") - export_wh / 1000.0).abs() <= 0.001,
+        "{meter}"
+    );
+
+    let out = cli(&[
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &meter_port,
+        "--unit",
+        "1",
+        "--profile",
+        "alt-pcs",
+        "--profile-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let pcs = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{pcs}");
+    // Charge-positive on the wire: the simulator's -power, to f32's precision.
+    assert!(
+        (value(&pcs, "p_bat") + power_kw).abs() < 0.01,
+        "{pcs} vs {power_kw}"
+    );
+    assert!(
+        (value(&pcs, "soc_x10") - (soc * 1000.0).round() / 10.0).abs() < 1e-9,
+        "{pcs}"
+    );
+    cancel.cancel();
+
+    // A site that uses a map nobody has checked is told so by `check`.
+    let cfg = TestConfig::with_profile_dir(
+        &sized_site_toml(
+            "1s",
+            2000.0,
+            1000.0,
+            &device_toml(
+                "meter",
+                "alt-meter",
+                3,
+                "500ms",
+                "{ type = \"tcp\", host = \"127.0.0.1\", port = 5020 }",
+            ),
+        ),
+        dir.path(),
+    );
+    let out = cli_c("check", &cfg.path, &[]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("profile `alt-meter` is unverified (a test's own map)"),
+        "{text}"
+    );
+}

@@ -57,6 +57,49 @@ pub struct Args {
     /// (`-10m`), so its per-rate registers switch rates off the tariff's boundaries.
     #[arg(long, allow_hyphen_values = true)]
     pub meter_clock_offset: Option<String>,
+    /// Present other register maps: `pcs=ID,bms=ID,meter=ID` (any of the
+    /// three; values come from the physics by role, encoded by the profile).
+    #[arg(long, value_delimiter = ',')]
+    pub profile: Vec<String>,
+    /// Where --profile finds profiles that are not bundled.
+    #[arg(long)]
+    pub profile_dir: Vec<std::path::PathBuf>,
+}
+
+/// The simulator's profiles with `--profile unit=ID` choices applied.
+fn profiles(choices: &[String], dirs: &[std::path::PathBuf]) -> Result<sim::SimProfiles, Failure> {
+    let mut out = sim::SimProfiles::bundled();
+    let catalog = crate::acquire::profile::ProfileCatalog::new(dirs);
+    for c in choices {
+        let (unit, id) = c.split_once('=').ok_or_else(|| {
+            Failure::input(format!("--profile {c}: write pcs=ID, bms=ID or meter=ID"))
+        })?;
+        let p = match catalog.load(id) {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                return Err(Failure {
+                    code: 1,
+                    lines: e.iter().map(|x| x.to_string()).collect(),
+                })
+            }
+            None => {
+                return Err(Failure::input(format!(
+                    "--profile {c}: no profile `{id}` bundled or in {dirs:?}"
+                )))
+            }
+        };
+        match unit {
+            "pcs" => out.pcs = p,
+            "bms" => out.bms = p,
+            "meter" => out.meter = p,
+            _ => {
+                return Err(Failure::input(format!(
+                    "--profile {c}: `{unit}` is not pcs, bms or meter"
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn signed_duration(s: &str) -> Result<jiff::SignedDuration, Failure> {
@@ -113,12 +156,13 @@ pub async fn run(a: Args) -> Outcome {
             ..p
         })
         .collect();
-    let sim = sim::start(
+    let sim = sim::start_with(
         a.listen.ip(),
         a.listen.port(),
         params,
         clock,
         cancel.clone(),
+        profiles(&a.profile, &a.profile_dir)?,
     )
     .await
     .map_err(|e| Failure::runtime(e.to_string()))?;

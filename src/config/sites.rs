@@ -33,6 +33,8 @@ pub struct SiteChecks<'a> {
     units: HashMap<String, HashMap<u8, String>>,
     /// serial port -> (SITE/DEVICE that set it first, its transport)
     serial: HashMap<String, (String, Transport)>,
+    /// Unverified profile id -> (its source, the devices that use it).
+    unverified: std::collections::BTreeMap<String, (Option<String>, Vec<String>)>,
     /// (timeout, poll interval) -> the devices whose timeout is not shorter
     /// than their poll interval: one warning per pair, not per device.
     slow_timeouts: std::collections::BTreeMap<(String, String), Vec<String>>,
@@ -63,11 +65,19 @@ impl<'a> SiteChecks<'a> {
             units: HashMap::new(),
             serial: HashMap::new(),
             slow_timeouts: Default::default(),
+            unverified: Default::default(),
         }
     }
 
     /// The warnings that sum up many devices, once every site is checked.
     pub fn finish(&mut self, warn: &mut impl FnMut(String)) {
+        for (id, (source, devices)) in std::mem::take(&mut self.unverified) {
+            warn(format!(
+                "{}: profile `{id}` is unverified ({}): compare its values with the device's display using `bessmon read`, and run `bessmon commission`, before trusting the ledger",
+                devices.join(", "),
+                source.as_deref().unwrap_or("no source named")
+            ));
+        }
         for ((timeout, poll), devices) in std::mem::take(&mut self.slow_timeouts) {
             let who = match devices.len() {
                 1 => format!("{}.timeout", devices[0]),
@@ -347,6 +357,16 @@ impl<'a> SiteChecks<'a> {
             }
         }
         let profile = self.profile(&d.profile);
+        if let Some(p) = profile
+            .as_ref()
+            .filter(|p| p.verified == Some(crate::acquire::profile::Verified::Unverified))
+        {
+            self.unverified
+                .entry(p.id.clone())
+                .or_insert_with(|| (p.document.clone(), Vec::new()))
+                .1
+                .push(dk.to_string());
+        }
         if self.profiles_catalog.find(&d.profile).is_none() {
             e(
                 format!("{dk}.profile"),

@@ -2,7 +2,7 @@
 //! `acquire::decode`, driven by the same profile so the simulator and its
 //! bundled profiles cannot drift apart. (Decoding is tested against registers
 //! computed by hand, so a mistake made on both sides would still be caught.)
-use crate::acquire::profile::{DataType, Profile, Table};
+use crate::acquire::profile::{DataType, Point, Profile, Table};
 
 #[derive(Debug, Clone)]
 pub enum SimValue {
@@ -54,6 +54,21 @@ pub fn words_of(raw: u64, n: usize, order: crate::acquire::profile::Order) -> Ve
     w
 }
 
+/// A counter of `amount` (in the role's unit) as the point's register
+/// pattern: integer counters wrap at their width, as a device's do.
+pub fn counter(p: &Point, amount: f64) -> SimValue {
+    if matches!(p.kind, DataType::F32 | DataType::F64) {
+        return SimValue::Num(amount);
+    }
+    let counts = ((amount - p.offset) / p.scale).max(0.0) as u64;
+    let bits = 16 * p.width as u32;
+    SimValue::Raw(if bits >= 64 {
+        counts
+    } else {
+        counts & ((1u64 << bits) - 1)
+    })
+}
+
 fn raw_of(kind: DataType, v: f64) -> u64 {
     let r = v.round();
     match kind {
@@ -69,8 +84,8 @@ fn raw_of(kind: DataType, v: f64) -> u64 {
     }
 }
 
-/// Builds the image of one unit from `value_of(point name)`; points without a value read 0.
-pub fn build(profile: &Profile, value_of: impl Fn(&str) -> Option<SimValue>) -> UnitImage {
+/// Builds the image of one unit from `value_of(point)`; points without a value read 0.
+pub fn build(profile: &Profile, value_of: impl Fn(&Point) -> Option<SimValue>) -> UnitImage {
     let mut img = UnitImage::default();
     for p in &profile.points {
         let end = p.end() as usize;
@@ -83,7 +98,7 @@ pub fn build(profile: &Profile, value_of: impl Fn(&str) -> Option<SimValue>) -> 
         }
     }
     for p in &profile.points {
-        let Some(v) = value_of(&p.name) else { continue };
+        let Some(v) = value_of(p) else { continue };
         let a = p.address as usize;
         if p.table.is_bits() {
             let bits = if p.table == Table::Coil {
@@ -133,7 +148,7 @@ pub fn build(profile: &Profile, value_of: impl Fn(&str) -> Option<SimValue>) -> 
             }
             (kind, SimValue::Num(x)) => {
                 let scale = match p.scale_factor {
-                    Some(j) => match value_of(&profile.points[j].name) {
+                    Some(j) => match value_of(&profile.points[j]) {
                         Some(SimValue::Num(e)) => p.scale * 10f64.powi(e as i32),
                         _ => p.scale,
                     },

@@ -32,7 +32,19 @@ pub async fn start(
     clock: SharedClock,
     cancel: CancellationToken,
 ) -> io::Result<Simulator> {
-    let profiles = Arc::new(SimProfiles::bundled());
+    start_with(ip, base_port, params, clock, cancel, SimProfiles::bundled()).await
+}
+
+/// As `start`, with the devices presenting these profiles' register maps.
+pub async fn start_with(
+    ip: IpAddr,
+    base_port: u16,
+    params: Vec<SiteParams>,
+    clock: SharedClock,
+    cancel: CancellationToken,
+    profiles: SimProfiles,
+) -> io::Result<Simulator> {
+    let profiles = Arc::new(profiles);
     let mut sites = Vec::new();
     let mut addrs = Vec::new();
     let mut tasks = JoinSet::new();

@@ -32,6 +32,22 @@ pub struct SimProfiles {
 }
 
 impl SimProfiles {
+    /// Whether `unit` is served by the simulator's own profile (values by
+    /// point name) rather than another map (values by role).
+    fn own(&self, unit: u8) -> bool {
+        self.of(unit)
+            .is_some_and(|p| p.id.starts_with("bessmon-sim-"))
+    }
+
+    fn of(&self, unit: u8) -> Option<&Profile> {
+        match unit {
+            UNIT_PCS => Some(&self.pcs),
+            UNIT_BMS => Some(&self.bms),
+            UNIT_METER => Some(&self.meter),
+            _ => None,
+        }
+    }
+
     pub fn bundled() -> Self {
         let load = |id: &str| {
             ProfileCatalog::new(&[])
@@ -95,8 +111,13 @@ impl SimSite {
         let dc_v = 700.0 + 100.0 * soc;
         let wrap32 = |wh: f64, per: f64| SimValue::Raw((wh / per) as u64 & 0xFFFF_FFFF);
         match unit {
-            UNIT_PCS => Some(image::build(&self.profiles.pcs, |name| {
-                Some(match name {
+            _ if !self.profiles.own(unit) => {
+                // Any other profile: values by role, encoded as its map says.
+                let profile = self.profiles.of(unit)?;
+                Some(image::build(profile, |pt| by_role(pt, &site)))
+            }
+            UNIT_PCS => Some(image::build(&self.profiles.pcs, |pt| {
+                Some(match &*pt.name {
                     "status" => SimValue::Num(if s.power_kw < 0.0 {
                         1.0
                     } else if s.power_kw > 0.0 {
@@ -119,10 +140,10 @@ impl SimSite {
                     _ => return None,
                 })
             })),
-            UNIT_BMS => Some(image::build(&self.profiles.bms, |name| {
+            UNIT_BMS => Some(image::build(&self.profiles.bms, |pt| {
                 let cell_max = 3.20 + 0.15 * soc + 0.01;
                 let temp = 25.0 + 5.0 * s.power_kw.abs() / p.rated_kw;
-                Some(match name {
+                Some(match &*pt.name {
                     "soc" => SimValue::Num(soc * 100.0),
                     "soh" => SimValue::Num(98.5),
                     "rack_voltage" => SimValue::Num(dc_v),
@@ -140,9 +161,9 @@ impl SimSite {
                     _ => return None,
                 })
             })),
-            UNIT_METER => Some(image::build(&self.profiles.meter, |name| {
+            UNIT_METER => Some(image::build(&self.profiles.meter, |pt| {
                 let grid = s.grid_kw();
-                Some(match name {
+                Some(match &*pt.name {
                     "voltage_l1" => SimValue::Num(230.0),
                     "current_l1" => SimValue::Num(grid.abs() * 1000.0 / (3.0 * 230.0)),
                     "grid_power" => SimValue::Num(grid),
@@ -328,4 +349,39 @@ fn rate_index(r: &str) -> Option<usize> {
         .ok()
         .filter(|n| (1..=4).contains(n))
         .map(|n| n - 1)
+}
+
+/// A point of any profile by its role: the physics in bessmon's units,
+/// turned into the profile's sign, scale and type by the image.
+fn by_role(p: &crate::acquire::profile::Point, site: &super::physics::Site) -> Option<SimValue> {
+    use crate::role::{RateFlow, Role, Sign};
+    let s = &site.state;
+    let rated = site.params.rated_kw;
+    let soc = site.soc();
+    let kwh = |wh: f64| image::counter(p, wh / 1000.0);
+    Some(match p.role? {
+        Role::BatteryPower => SimValue::Num(match p.sign {
+            Sign::DischargePositive => s.power_kw,
+            Sign::ChargePositive => -s.power_kw,
+        }),
+        Role::GridPower => SimValue::Num(s.grid_kw()),
+        Role::SiteLoadPower => SimValue::Num(s.load_kw),
+        Role::Soc => SimValue::Num(soc * 100.0),
+        Role::Soh => SimValue::Num(98.5),
+        Role::ChargeEnergyTotal => kwh(s.charge_wh),
+        Role::DischargeEnergyTotal => kwh(s.discharge_wh),
+        Role::GridImportEnergyTotal => kwh(s.import_wh),
+        Role::GridExportEnergyTotal => kwh(s.export_wh),
+        Role::AuxEnergyTotal => kwh(0.0),
+        Role::CellVoltageMax => SimValue::Num(3.21 + 0.15 * soc),
+        Role::CellVoltageMin => SimValue::Num(3.19 + 0.15 * soc),
+        Role::CellTempMax => SimValue::Num(27.0 + 5.0 * s.power_kw.abs() / rated),
+        Role::CellTempMin => SimValue::Num(24.0 + 5.0 * s.power_kw.abs() / rated),
+        Role::Status | Role::Alarm => return None,
+        r => match r.meter_rate()? {
+            (RateFlow::Charge, i) => kwh(s.rate_charge_wh[i]),
+            (RateFlow::Discharge, i) => kwh(s.rate_discharge_wh[i]),
+            _ => return None,
+        },
+    })
 }

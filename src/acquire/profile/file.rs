@@ -11,6 +11,12 @@ pub struct ProfileFile {
     pub id: String,
     #[serde(default)]
     pub description: String,
+    /// The document the map comes from: title, version or date.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// How far the map has been checked.
+    #[serde(default)]
+    pub verified: Option<Verified>,
     #[serde(default = "default_max_regs")]
     pub max_registers_per_read: u16,
     #[serde(default = "default_max_gap")]
@@ -22,6 +28,26 @@ pub struct ProfileFile {
     pub holes: Vec<HoleFile>,
     #[serde(default)]
     pub points: Vec<PointFile>,
+}
+
+/// How far a profile's map has been checked: against a device, against its
+/// published document, or not at all (transcribed by others; sources disagree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verified {
+    Device,
+    Document,
+    Unverified,
+}
+
+impl Verified {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verified::Device => "device",
+            Verified::Document => "document",
+            Verified::Unverified => "unverified",
+        }
+    }
 }
 
 fn default_max_regs() -> u16 {

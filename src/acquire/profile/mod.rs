@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use catalog::ProfileCatalog;
-pub use file::{HoleFile, PointFile, ProfileFile};
+pub use file::{HoleFile, PointFile, ProfileFile, Verified};
 pub use point::Point;
 pub use register::{DataType, Order, PollClass, Table};
 
@@ -33,6 +33,9 @@ pub struct Profile {
     pub id: String,
     pub description: String,
     pub source: PathBuf,
+    /// The document the map comes from, as the file says.
+    pub document: Option<String>,
+    pub verified: Option<Verified>,
     pub max_registers_per_read: u16,
     pub max_gap: u16,
     pub pause_between_requests: Duration,
@@ -138,6 +141,8 @@ fn resolve(source: &Path, file: ProfileFile) -> Result<Profile, Vec<ValidationEr
         id: file.id,
         description: file.description,
         source: source.to_path_buf(),
+        document: file.source,
+        verified: file.verified,
         max_registers_per_read: file.max_registers_per_read,
         max_gap: file.max_gap,
         pause_between_requests: pause,
