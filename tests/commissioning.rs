@@ -6,7 +6,11 @@ mod support;
 use support::*;
 
 fn read(port: u16, profile: &str, dir: &std::path::Path, extra: &[&str]) -> String {
-    let port = port.to_string();
+    read_unit(port, 1, profile, dir, extra)
+}
+
+fn read_unit(port: u16, unit: u8, profile: &str, dir: &std::path::Path, extra: &[&str]) -> String {
+    let (port, unit) = (port.to_string(), unit.to_string());
     let mut args = vec![
         "read",
         "--host",
@@ -14,7 +18,7 @@ fn read(port: u16, profile: &str, dir: &std::path::Path, extra: &[&str]) -> Stri
         "--port",
         &port,
         "--unit",
-        "1",
+        &unit,
         "--profile",
         profile,
         "--profile-dir",
@@ -322,22 +326,7 @@ fn the_simulator_serves_any_profile_from_its_physics() {
         "the simulated battery charges at 07:00: {power_kw}"
     );
 
-    let meter_port = port.to_string();
-    let out = cli(&[
-        "read",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &meter_port,
-        "--unit",
-        "3",
-        "--profile",
-        "alt-meter",
-        "--profile-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    let meter = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{meter}");
+    let meter = read_unit(port, 3, "alt-meter", dir.path(), &[]);
     assert!(
         (value(&meter, "p_total") - grid_kw).abs() <= 0.001,
         "{meter} vs {grid_kw}"
@@ -353,21 +342,7 @@ fn the_simulator_serves_any_profile_from_its_physics() {
         "{meter}"
     );
 
-    let out = cli(&[
-        "read",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &meter_port,
-        "--unit",
-        "1",
-        "--profile",
-        "alt-pcs",
-        "--profile-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    let pcs = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{pcs}");
+    let pcs = read_unit(port, 1, "alt-pcs", dir.path(), &[]);
     // Charge-positive on the wire: the simulator's -power, to f32's precision.
     assert!(
         (value(&pcs, "p_bat") + power_kw).abs() < 0.01,

@@ -99,6 +99,14 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Every problem of a file that failed its checks, one line each.
+    pub fn invalid(errs: &[crate::validation::ValidationError]) -> Self {
+        Failure {
+            code: 1,
+            lines: errs.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
     pub fn input(msg: impl Into<String>) -> Self {
         Failure {
             code: 1,

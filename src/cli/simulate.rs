@@ -76,12 +76,7 @@ fn profiles(choices: &[String], dirs: &[std::path::PathBuf]) -> Result<sim::SimP
         })?;
         let p = match catalog.load(id) {
             Some(Ok(p)) => p,
-            Some(Err(e)) => {
-                return Err(Failure {
-                    code: 1,
-                    lines: e.iter().map(|x| x.to_string()).collect(),
-                })
-            }
+            Some(Err(e)) => return Err(Failure::invalid(&e)),
             None => {
                 return Err(Failure::input(format!(
                     "--profile {c}: no profile `{id}` bundled or in {dirs:?}"
@@ -128,12 +123,7 @@ pub async fn run(a: Args) -> Outcome {
     for t in &a.tariff {
         match catalog.load(t) {
             Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                return Err(Failure {
-                    code: 1,
-                    lines: e.iter().map(|x| x.to_string()).collect(),
-                })
-            }
+            Some(Err(e)) => return Err(Failure::invalid(&e)),
             None => {
                 return Err(Failure::input(format!(
                     "--tariff {t}: no bundled tariff has that id"
