@@ -37,6 +37,8 @@ pub struct SiteSetup {
     /// The band each rate of the settlement meter counts, rate 1 first.
     pub meter_rates: Vec<String>,
     pub reconcile_tolerance: f64,
+    /// Days' optima already solved for this site's reports.
+    pub optimum_memo: super::optimum::Memo,
     /// Plausibility limit for the grid meter's counters when neither a
     /// contracted capacity nor measured grid power says better.
     pub max_grid_kw: f64,
@@ -68,6 +70,7 @@ impl SiteSetup {
             max_cycles_per_day: 2.0,
             meter_rates: crate::role::default_meter_rates(),
             reconcile_tolerance: 0.01,
+            optimum_memo: Default::default(),
             max_grid_kw: 4.0 * rated_kw,
             grid_capacity_kw: None,
             max_gap: SignedDuration::from_secs(3),
@@ -90,6 +93,7 @@ impl SiteSetup {
             },
             meter_rates: self.meter_rates.clone(),
             reconcile_tolerance: self.reconcile_tolerance,
+            memo: self.optimum_memo.clone(),
         }
     }
 

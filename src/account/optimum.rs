@@ -60,6 +60,38 @@ pub struct Terms {
     pub battery: Battery,
     pub meter_rates: Vec<String>,
     pub reconcile_tolerance: f64,
+    pub memo: Memo,
+}
+
+/// Each day's optimum, remembered with the efficiency it assumed. The daemon
+/// builds this month's and the lifetime report every few seconds for the
+/// live payloads: without it every past day's programme would be solved
+/// again each time. Shared by clones (snapshots report on other threads);
+/// one per site setup, whose tariff and battery it assumes.
+#[derive(Debug, Clone, Default)]
+pub struct Memo(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Date, (u64, f64)>>>);
+
+impl PartialEq for Memo {
+    /// A cache says nothing about what the terms are.
+    fn eq(&self, _: &Memo) -> bool {
+        true
+    }
+}
+
+impl Terms {
+    /// `day_optimum` for this battery, solved once per day and efficiency.
+    pub fn day_optimum(&self, tariff: &Tariff, date: Date, eta: f64) -> f64 {
+        let key = eta.to_bits();
+        let mut memo = self.memo.0.lock().unwrap_or_else(|e| e.into_inner());
+        match memo.get(&date) {
+            Some((k, v)) if *k == key => *v,
+            _ => {
+                let v = day_optimum(tariff, date, &self.battery, eta);
+                memo.insert(date, (key, v));
+                v
+            }
+        }
+    }
 }
 
 impl Terms {
@@ -69,6 +101,7 @@ impl Terms {
             battery: Battery::new(capacity_kwh, rated_kw),
             meter_rates: crate::role::default_meter_rates(),
             reconcile_tolerance: 0.01,
+            memo: Memo::default(),
         }
     }
 }
@@ -219,6 +252,22 @@ mod tests {
             (slow - 2000.0 * (1.133067 - 0.379188)).abs() < 1e-6,
             "{slow}"
         );
+    }
+
+    #[test]
+    fn a_remembered_day_is_solved_again_only_for_another_efficiency() {
+        let t = chongqing();
+        let terms = Terms::new(2000.0, 1000.0);
+        let d = date(2025, 2, 12);
+        let first = terms.day_optimum(&t, d, 1.0);
+        assert_eq!(first, day_optimum(&t, d, &terms.battery, 1.0));
+        // A clone shares the memory: what one solved, the other reads.
+        let clone = terms.clone();
+        assert_eq!(clone.memo.0.lock().unwrap().len(), 1);
+        assert_eq!(clone.day_optimum(&t, d, 1.0), first);
+        let lossy = clone.day_optimum(&t, d, 0.9);
+        assert!(lossy < first, "a new efficiency is solved, not read");
+        assert_eq!(terms.memo.0.lock().unwrap()[&d].1, lossy);
     }
 
     #[test]

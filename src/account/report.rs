@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::demand::{Month, MonthPeak};
 use super::ledger::Day;
-use super::optimum::{Battery, Terms};
+use super::optimum::Terms;
 use super::tariff::Tariff;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,7 +342,7 @@ pub fn build(
     for (date, day) in period.days_in(days) {
         span = Some(span.map_or((*date, *date), |(a, _)| (a, *date)));
         n += 1;
-        let judged = judge_day(tariff, battery, *date, day);
+        let judged = judge_day(tariff, terms, *date, day);
         optimum.add(judged.optimum_savings);
         achieved.add(judged.savings);
         day_judged = Some(judged);
@@ -481,7 +481,7 @@ struct Judged {
     source: &'static str,
 }
 
-fn judge_day(tariff: &Tariff, battery: &Battery, date: Date, day: &Day) -> Judged {
+fn judge_day(tariff: &Tariff, terms: &Terms, date: Date, day: &Day) -> Judged {
     let (mut charge, mut discharge, mut savings) = (0i64, 0i64, 0.0);
     for b in day.bands.values() {
         charge += b.charge_mwh;
@@ -492,10 +492,12 @@ fn judge_day(tariff: &Tariff, battery: &Battery, date: Date, day: &Day) -> Judge
         charge += u.charge_mwh;
         discharge += u.discharge_mwh;
     }
-    let (efficiency, source) = battery.efficiency_for(charge as f64 / 1e6, discharge as f64 / 1e6);
+    let (efficiency, source) = terms
+        .battery
+        .efficiency_for(charge as f64 / 1e6, discharge as f64 / 1e6);
     Judged {
         savings,
-        optimum_savings: super::optimum::day_optimum(tariff, date, battery, efficiency),
+        optimum_savings: terms.day_optimum(tariff, date, efficiency),
         efficiency,
         source,
     }

@@ -34,6 +34,7 @@ impl SiteSpec {
             },
             meter_rates: self.settle.meter_rates.clone(),
             reconcile_tolerance: self.settle.reconcile_tolerance,
+            memo: Default::default(),
         }
     }
 }

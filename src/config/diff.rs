@@ -41,6 +41,7 @@ fn same_books(a: &SiteSpec, b: &SiteSpec) -> bool {
         && a.capacity_kwh == b.capacity_kwh
         && a.rated_power_kw == b.rated_power_kw
         && a.poll_interval == b.poll_interval
+        && a.settle == b.settle
 }
 
 impl Validated {
@@ -130,6 +131,21 @@ mod tests {
         let a = config(&site("a", "cn-chongqing-ci-2025-02", &[("pcs", 502)]), "");
         let b = config(&site("a", "cn-chongqing-ci-2025-02", &[("pcs", 502)]), "");
         assert!(a.diff(&b).is_empty(), "{:?}", a.diff(&b));
+    }
+
+    #[test]
+    fn settlement_settings_change_the_books() {
+        let cq = "cn-chongqing-ci-2025-02";
+        let a = config(&site("a", cq, &[("pcs", 502)]), "");
+        let b = config(
+            &site("a", cq, &[("pcs", 502)]).replacen(
+                "rated_power_kw = 1000\n",
+                "rated_power_kw = 1000\nusable_kwh = 1800\n",
+                1,
+            ),
+            "",
+        );
+        assert_eq!(ids(&a.diff(&b).sites_changed), ["a"], "the optimum changes");
     }
 
     #[test]
