@@ -12,8 +12,13 @@ use support::*;
 
 /// The lab site with its tariff given as `tariff` (TOML), tariffs found in `dir`.
 fn config(tariff: &str, dir: Option<&Path>) -> TestConfig {
+    config_at(5020, tariff, dir)
+}
+
+/// As `config`, its devices on a simulator at `port`, polled every 200 ms.
+fn config_at(port: u16, tariff: &str, dir: Option<&Path>) -> TestConfig {
     let cfg = TestConfig::new(
-        &sized_site_toml("1s", 2000.0, 1000.0, &sim_devices(5020, "500ms")).replacen(
+        &sized_site_toml("200ms", 2000.0, 1000.0, &sim_devices(port, "1s")).replacen(
             "tariff = \"cn-chongqing-ci-2025-02\"",
             &format!("tariff = {tariff}"),
             1,
@@ -202,21 +207,7 @@ fn missing_monthly_prices_and_holidays_are_said_in_check_log_metric_and_report()
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("cq-monthly.toml"), MONTHLY).unwrap();
     let sim = simulator(1);
-    let cfg = TestConfig::new(&sized_site_toml(
-        "200ms",
-        2000.0,
-        1000.0,
-        &sim_devices(sim.sim.addrs[0].port(), "1s"),
-    ));
-    let body = std::fs::read_to_string(&cfg.path)
-        .unwrap()
-        .replacen(
-            "tariff_dirs = []",
-            &format!("tariff_dirs = [{:?}]", dir.path().display().to_string()),
-            1,
-        )
-        .replacen("\"cn-chongqing-ci-2025-02\"", "\"cq-monthly\"", 1);
-    std::fs::write(&cfg.path, body).unwrap();
+    let cfg = config_at(sim.sim.addrs[0].port(), "\"cq-monthly\"", Some(dir.path()));
     let today = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
         .date();

@@ -31,19 +31,14 @@ pub struct Args {
     pub output: Option<PathBuf>,
 }
 
+/// A statement covers one month: the period's own parser, then its shape.
 fn month(p: &str) -> Result<(i16, i8), Failure> {
-    let bad = || {
-        Failure::input(format!(
+    match super::parse_period(p) {
+        Ok(crate::account::report::Period::Month(y, m)) => Ok((y, m)),
+        _ => Err(Failure::input(format!(
             "--period `{p}`: a statement covers one month, YYYY-MM"
-        ))
-    };
-    let (y, m) = p.split_once('-').ok_or_else(bad)?;
-    if y.len() != 4 || m.len() != 2 {
-        return Err(bad());
+        ))),
     }
-    let (y, m): (i16, i8) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    jiff::civil::Date::new(y, m, 1).map_err(|_| bad())?;
-    Ok((y, m))
 }
 
 pub fn run(a: Args) -> Outcome {

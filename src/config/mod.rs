@@ -234,8 +234,9 @@ pub struct Site {
     #[serde(default = "default_reconcile_tolerance")]
     pub reconcile_tolerance: f64,
     /// The tariff band each rate register of the storage meter counts, rate 1 first.
-    #[serde(default = "crate::role::default_meter_rates")]
-    pub meter_rates: Vec<String>,
+    /// Unset: the usual 尖峰平谷 order (`role::default_meter_rates`).
+    #[serde(default)]
+    pub meter_rates: Option<Vec<String>>,
     #[serde(default)]
     pub contract: Option<crate::account::contract::ContractFile>,
     #[serde(default)]

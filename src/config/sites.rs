@@ -439,17 +439,18 @@ fn settle(
             format!("{} must be a fraction (0.01 is 1 %)", s.reconcile_tolerance),
         );
     }
-    if s.meter_rates.is_empty() || s.meter_rates.len() > 8 {
-        e(
-            format!("{sk}.meter_rates"),
-            "name 1 to 8 bands, rate 1 first".into(),
-        );
-    }
-    if let Some(t) = tariff {
-        for (i, b) in s.meter_rates.iter().enumerate() {
-            // The default names the usual four; a tariff without a critical
-            // band simply never sees rate 1 move.
-            if !t.bands.contains(b) && s.meter_rates != crate::role::default_meter_rates() {
+    // Only rates the operator named are checked against the tariff: the
+    // default names the usual four, and a tariff without a critical band
+    // simply never sees rate 1 move.
+    if let Some(rates) = &s.meter_rates {
+        if rates.is_empty() || rates.len() > 4 {
+            e(
+                format!("{sk}.meter_rates"),
+                "name 1 to 4 bands, rate 1 first (the meter's rate registers 1-4)".into(),
+            );
+        }
+        for (i, b) in rates.iter().enumerate() {
+            if let Some(t) = tariff.as_ref().filter(|t| !t.bands.contains(b)) {
                 e(
                     format!("{sk}.meter_rates[{i}]"),
                     format!(
@@ -466,7 +467,10 @@ fn settle(
         round_trip_efficiency: s.round_trip_efficiency,
         max_cycles_per_day: s.max_cycles_per_day,
         reconcile_tolerance: s.reconcile_tolerance,
-        meter_rates: s.meter_rates.clone(),
+        meter_rates: s
+            .meter_rates
+            .clone()
+            .unwrap_or_else(crate::role::default_meter_rates),
         contract: s
             .contract
             .as_ref()

@@ -37,7 +37,7 @@ pub use lookup::{Cursor, Segment};
 use crate::validation::ValidationError;
 use file::TariffFile;
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tariff {
     pub id: String,
     pub name: String,
@@ -59,7 +59,7 @@ pub struct Tariff {
 }
 
 /// One tariff file's calendar and day plans, in force from `from`.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Era {
     from: Date,
     id: String,

@@ -20,7 +20,7 @@ impl Tariff {
         };
         if parts.len() == 1 {
             // Nothing to merge; the site's list reads like the bare id.
-            return Ok(clone_of(first));
+            return Ok(Tariff::clone(first));
         }
         for w in parts.windows(2) {
             let ((d0, t0), (d1, t1)) = (&w[0], &w[1]);
@@ -171,35 +171,6 @@ impl Tariff {
                 changes: demand_changes,
             }),
         })
-    }
-}
-
-fn clone_of(t: &Tariff) -> Tariff {
-    Tariff {
-        id: t.id.clone(),
-        name: t.name.clone(),
-        tz: t.tz.clone(),
-        timezone: t.timezone.clone(),
-        currency: t.currency.clone(),
-        source: t.source.clone(),
-        notes: t.notes.clone(),
-        bands: t.bands.clone(),
-        price_sets: t.price_sets.clone(),
-        eras: t
-            .eras
-            .iter()
-            .map(|e| Era {
-                from: e.from,
-                id: e.id.clone(),
-                holidays: e.holidays.clone(),
-                workdays: e.workdays.clone(),
-                plans: e.plans.clone(),
-                prices_monthly: e.prices_monthly,
-                holiday_bands: e.holiday_bands,
-                price_dates: e.price_dates.clone(),
-            })
-            .collect(),
-        demand: t.demand.clone(),
     }
 }
 
