@@ -110,9 +110,17 @@ fn simulator_before_five_pm() -> (Proc, u16) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    // Its first line gives the address; a simulator that never says it fails the test.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the simulator's address within 30 s");
     let port = line
         .rsplit_once("127.0.0.1:")
         .and_then(|(_, r)| r.split_whitespace().next()?.parse().ok())

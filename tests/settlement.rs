@@ -143,7 +143,14 @@ impl Run {
     fn finish(self) -> TestConfig {
         self.cycles(1, "a last poll");
         self.stop.cancel();
-        self.rt.block_on(self.daemon).unwrap().unwrap();
+        let daemon = self.daemon;
+        let stopped = self
+            .rt
+            .block_on(async move { tokio::time::timeout(Duration::from_secs(60), daemon).await });
+        stopped
+            .expect("the daemon to stop within 60 s of its cancel")
+            .unwrap()
+            .unwrap();
         self.cancel_sim.cancel();
         self.cfg
     }
