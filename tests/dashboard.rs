@@ -103,6 +103,17 @@ fn the_dashboard_shows_what_the_api_says_and_updates() {
         "the headline says it is net"
     );
     assert!(dom.contains("id=\"site-demo-1\""), "every site has a card");
+    assert!(
+        dom.contains("schedule efficiency today"),
+        "the card shows the day against its optimum"
+    );
+    if after["today"]["schedule_efficiency"].is_number() {
+        assert!(
+            dom.contains(" % of "),
+            "the efficiency and the optimum it is of: {}",
+            after["today"]
+        );
+    }
     let refreshes: u32 = dom
         .split("data-refreshes=\"")
         .nth(1)
