@@ -371,6 +371,7 @@ fn simulate(d: &Day, t: &Tariff) -> Run {
                     raw,
                     bits: d.bits,
                     mwh_per_raw: step_mwh as f64,
+                    step: 1,
                 },
             });
         }

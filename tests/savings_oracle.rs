@@ -54,6 +54,7 @@ fn replay_2025(t: Arc<Tariff>, out: f64, inn: f64) -> report::Report {
                     raw,
                     bits: 64,
                     mwh_per_raw: 1.0,
+                    step: 1,
                 },
             });
         }

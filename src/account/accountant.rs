@@ -11,6 +11,7 @@ use super::report::{Period, Report};
 use super::site::SiteSpec;
 use super::store::{Store, StoreError};
 use crate::acquire::decode::scale_factor_of;
+use crate::acquire::profile::DataType;
 use crate::acquire::Sample;
 use crate::log_throttle::LogThrottle;
 use crate::role::Role;
@@ -78,10 +79,18 @@ pub fn observations(s: &Sample, out: &mut Vec<Observation>) {
                     }
                 }
             };
-            Measured::Counter {
-                raw: r.raw,
-                bits: (p.width * 16).min(64) as u8,
-                mwh_per_raw: p.scale * 10f64.powi(exponent) * 1e6,
+            if p.kind.is_integer() {
+                Measured::Counter {
+                    raw: r.raw,
+                    bits: (p.width * 16).min(64) as u8,
+                    mwh_per_raw: p.scale * 10f64.powi(exponent) * 1e6,
+                    step: 1,
+                }
+            } else {
+                match float_counter(p.kind, r.raw, p.scale * 10f64.powi(exponent)) {
+                    Some(m) => m,
+                    None => continue,
+                }
             }
         } else {
             let v = reading.filter(|r| r.valid).and_then(|r| r.value.as_f64());
@@ -102,6 +111,36 @@ pub fn observations(s: &Sample, out: &mut Vec<Observation>) {
             reading: obs,
         });
     }
+}
+
+/// A float energy register (Eastron, CHINT and most DIN meters send kWh as
+/// f32) as a counter in whole mWh that never wraps: a decrease is a reset.
+/// `kwh_per_unit` is the point's scale with its scale factor applied. The
+/// step is the float's spacing at this magnitude: an f32 at 1 GWh moves in
+/// 62.5 Wh steps, and one such step at idle is resolution, not a jump.
+fn float_counter(kind: DataType, bits: u64, kwh_per_unit: f64) -> Option<Measured> {
+    let (value, spacing) = match kind {
+        DataType::F32 => {
+            let x = f32::from_bits(bits as u32);
+            (x as f64, (x.next_up() - x) as f64)
+        }
+        DataType::F64 => {
+            let x = f64::from_bits(bits);
+            (x, x.next_up() - x)
+        }
+        _ => return None,
+    };
+    let mwh = value * kwh_per_unit * 1e6;
+    // A negative total is no counter; beyond 2^53 mWh whole counts stop being exact.
+    if !(0.0..9.0e15).contains(&mwh) {
+        return None;
+    }
+    Some(Measured::Counter {
+        raw: mwh.round() as u64,
+        bits: 64,
+        mwh_per_raw: 1.0,
+        step: (spacing * kwh_per_unit.abs() * 1e6).ceil().max(1.0) as u64,
+    })
 }
 
 pub struct Accountant {
@@ -410,5 +449,32 @@ type = "i16"
         obs.clear();
         observations(&s, &mut obs);
         assert!(obs.iter().all(|o| !o.role.is_counter()), "{obs:?}");
+    }
+
+    #[test]
+    fn a_float_register_is_a_counter_in_mwh_whose_step_grows_with_it() {
+        let at = |kwh: f32| float_counter(DataType::F32, kwh.to_bits() as u64, 1.0).unwrap();
+        assert_eq!(
+            at(1234.5),
+            Measured::Counter {
+                raw: 1_234_500_000,
+                bits: 64,
+                mwh_per_raw: 1.0,
+                // f32 spacing at 1234.5 is 2^-13 kWh = 122 mWh.
+                step: 123,
+            }
+        );
+        // At 1 GWh an f32 moves in 1/16 kWh.
+        let Measured::Counter { step, .. } = at(1.0e6) else {
+            unreachable!()
+        };
+        assert_eq!(step, 62_500);
+        // A Wh register (scale 0.001) and an f64 one.
+        let wh = float_counter(DataType::F32, 5000f32.to_bits() as u64, 0.001).unwrap();
+        assert!(matches!(wh, Measured::Counter { raw: 5_000_000, step: 1, .. }), "{wh:?}");
+        assert!(float_counter(DataType::F64, 2.5f64.to_bits(), 1.0).is_some());
+        for bad in [-1.0f32, f32::NAN, f32::INFINITY] {
+            assert_eq!(float_counter(DataType::F32, bad.to_bits() as u64, 1.0), None);
+        }
     }
 }

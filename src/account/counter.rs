@@ -152,6 +152,8 @@ pub struct Spec {
     pub bits: u8,
     /// Milliwatt-hours per raw unit.
     pub mwh_per_raw: f64,
+    /// The least movement the register can show, in counts (see `Measured::Counter`).
+    pub step: u64,
     /// The power no real flow through this counter can exceed, in kW.
     pub max_kw: f64,
     pub rule: TraceRule,
@@ -163,6 +165,7 @@ impl Spec {
         Spec {
             bits,
             mwh_per_raw,
+            step: 1,
             max_kw,
             rule: TraceRule::Ignore,
         }
@@ -179,9 +182,9 @@ impl Spec {
     }
 
     /// Raw units plausible over `elapsed`: 1.5 x max power, and never less than two
-    /// counts so a coarse counter ticking once per poll is not quarantined.
+    /// steps so a coarse counter ticking once per poll is not quarantined.
     fn limit(&self, from: Timestamp, to: Timestamp) -> u64 {
-        ((self.limit_mwh(from, to) / self.mwh_per_raw).floor() as u64).max(2)
+        ((self.limit_mwh(from, to) / self.mwh_per_raw).floor() as u64).max(2 * self.step.max(1))
     }
 
     fn limit_mwh(&self, from: Timestamp, to: Timestamp) -> f64 {
@@ -196,8 +199,8 @@ impl Spec {
 
     /// Whether `delta` counts from reading `a` to reading `b` can be real flow.
     fn plausible(&self, a: &CounterReading, b: &CounterReading, delta: u64) -> bool {
-        // One count is resolution under every rule (and the limit is never below two).
-        if delta <= 1 {
+        // One step is resolution under every rule (and the limit is never below two).
+        if delta <= self.step.max(1) {
             return true;
         }
         let by_rating = delta <= self.limit(a.at, b.at);
@@ -211,7 +214,7 @@ impl Spec {
         let moved = delta as f64 * self.mwh_per_raw;
         // Power read up to `lag` before the counter: the flow may have changed since.
         let slack = 1.5 * ta.kw.max(tb.kw) * (ta.lag_s + tb.lag_s) / 3600.0 * 1e6;
-        let step = self.mwh_per_raw;
+        let step = self.mwh_per_raw * self.step.max(1) as f64;
         match self.rule {
             TraceRule::Idle { near_zero_kw } => {
                 let hours = a.at.duration_until(b.at).as_secs_f64() / 3600.0;
@@ -481,6 +484,7 @@ mod tests {
     const SPEC: Spec = Spec {
         bits: 32,
         mwh_per_raw: 1000.0,
+        step: 1,
         max_kw: 1000.0,
         rule: TraceRule::Ignore,
     };
@@ -685,6 +689,12 @@ mod tests {
         c.observe(traced(1_000, 0, 1, 0.0), &spec);
         let o = c.observe(traced(1_001, 900, 1, 0.0), &spec);
         assert!(matches!(o, Verdict::Booked { mwh: 1000, .. }), "{o:?}");
+        // A float register's step is its resolution too: 64 counts at once.
+        let coarse = Spec { step: 64, ..spec };
+        let mut c = Counter::default();
+        c.observe(traced(1_000, 0, 1, 0.0), &coarse);
+        let o = c.observe(traced(1_064, 900, 1, 0.0), &coarse);
+        assert!(matches!(o, Verdict::Booked { mwh: 64_000, .. }), "{o:?}");
         // Across a break in the power trace the rating alone judges.
         let mut c = Counter::default();
         c.observe(traced(1_000, 0, 1, 0.0), &spec);

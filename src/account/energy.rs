@@ -116,6 +116,9 @@ pub enum Measured {
         raw: u64,
         bits: u8,
         mwh_per_raw: f64,
+        /// The least the register can move at this reading, in counts: 1 for an
+        /// integer register; a float's spacing at its magnitude, which grows with it.
+        step: u64,
     },
     /// A plain value (kW, %); `None` when invalid or missing.
     Value(Option<f64>),
@@ -307,10 +310,18 @@ impl SiteAccount {
                 raw,
                 bits,
                 mwh_per_raw,
+                step,
             } => {
                 let kwh = raw as f64 * mwh_per_raw / 1e6;
                 self.live.insert(o.role, (o.at, kwh));
-                self.counter(o.at, o.role, raw, bits, mwh_per_raw);
+                let spec = counter::Spec {
+                    bits,
+                    mwh_per_raw,
+                    step,
+                    max_kw: 0.0,
+                    rule: TraceRule::Ignore,
+                };
+                self.counter(o.at, o.role, raw, spec);
             }
             Measured::Value(v) => {
                 if let Some(v) = v {
@@ -369,11 +380,13 @@ impl SiteAccount {
         }
     }
 
-    fn counter(&mut self, at: Timestamp, role: Role, raw: u64, bits: u8, mwh_per_raw: f64) {
+    /// `read` is the register's width, unit and step; what the counter may do
+    /// (its power limit and witness rule) is the site's and is filled in here.
+    fn counter(&mut self, at: Timestamp, role: Role, raw: u64, read: counter::Spec) {
         if role.meter_rate().is_some() {
             // Read for settlement, never booked: the battery's own counters
             // (or power) book the energy, and the two are reconciled.
-            let mwh = (raw as f64 * mwh_per_raw).round() as i64;
+            let mwh = read.to_mwh(raw);
             self.meter
                 .observe(&mut self.ledger, &self.setup.meter_rates, at, role, mwh);
             return;
@@ -416,10 +429,9 @@ impl SiteAccount {
             _ => return,
         };
         let spec = counter::Spec {
-            bits,
-            mwh_per_raw,
             max_kw,
             rule,
+            ..read
         };
         let outcome = counter.observe(counter::CounterReading { raw, at, trace }, &spec);
         let note = match outcome {
@@ -775,6 +787,7 @@ mod tests {
                 raw: (kwh * 1000.0).round() as u64,
                 bits: 32,
                 mwh_per_raw: 1000.0,
+                step: 1,
             },
         }
     }

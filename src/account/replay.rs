@@ -175,6 +175,7 @@ impl<R: std::io::Read> CsvHistory<R> {
                         raw: (kwh * 1e6).round() as u64,
                         bits: 64,
                         mwh_per_raw: 1.0,
+                        step: 1,
                     },
                     None => continue,
                 }
@@ -276,7 +277,8 @@ mod tests {
             Measured::Counter {
                 raw: 10_500_000,
                 bits: 64,
-                mwh_per_raw: 1.0
+                mwh_per_raw: 1.0,
+                step: 1,
             }
         );
         assert!(h.next_row(&mut out).unwrap());

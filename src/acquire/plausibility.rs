@@ -4,7 +4,7 @@
 //! 32-bit value read with its words swapped. The last shows between two
 //! reads: a counter's low word moves first, so a "high" word that moves
 //! while the "low" one stands still was read from the wrong register.
-use super::profile::{Point, Role};
+use super::profile::{DataType, Point, Role};
 
 /// What a read can be judged against besides the point itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -17,6 +17,16 @@ pub struct Limits {
 
 /// Why one decoded value cannot be right for its role, if it cannot.
 pub fn implausible(point: &Point, value: f64, limits: &Limits) -> Option<String> {
+    // No meter or converter quantity sits this far from 1 in any unit; a
+    // float read with its words swapped usually lands out here.
+    let raw_float = value / point.scale;
+    if point.kind == DataType::F32 && raw_float != 0.0 && !(1e-12..1e10).contains(&raw_float.abs())
+    {
+        return Some(format!(
+            "f32 {raw_float:e} is out of any physical range: its word order is probably wrong (try order = \"{}\")",
+            if point.order.words_reversed() { "ABCD" } else { "CDAB" }
+        ));
+    }
     let role = point.role?;
     let outside = |lo: f64, hi: f64, what: &str| {
         (!(lo..=hi).contains(&value)).then(|| format!("{what} {value} outside {lo}-{hi}"))
@@ -64,7 +74,26 @@ pub fn between_reads(point: &Point, first: &[u16], second: &[u16]) -> Option<Str
             ));
         }
     }
+    if is_counter && matches!(point.kind, DataType::F32 | DataType::F64) {
+        let value = |w: &[u16]| float_of(point, w);
+        if let (Some(a), Some(b)) = (value(first), value(second)) {
+            if b < a {
+                return Some(format!(
+                    "the counter went down between reads ({a} -> {b}): reset, or the wrong register"
+                ));
+            }
+        }
+    }
     None
+}
+
+fn float_of(point: &Point, words: &[u16]) -> Option<f64> {
+    let raw = super::decode::assemble(words, point.order);
+    match point.kind {
+        DataType::F32 => Some(f32::from_bits(raw as u32) as f64),
+        DataType::F64 => Some(f64::from_bits(raw)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -124,5 +153,24 @@ mod tests {
             between_reads(&cdab, &[0x1234, 0x0001], &[0x1240, 0x0001]),
             None
         );
+    }
+
+    #[test]
+    fn float_counters_going_down_and_floats_read_with_swapped_words() {
+        let kwh = point("type = \"f32\"\nrole = \"grid_import_energy_total\"");
+        let words = |x: f32| {
+            let b = x.to_bits();
+            [(b >> 16) as u16, b as u16]
+        };
+        assert_eq!(between_reads(&kwh, &words(1234.5), &words(1234.75)), None);
+        let down = between_reads(&kwh, &words(1234.5), &words(12.0)).unwrap();
+        assert!(down.contains("1234.5 -> 12"), "{down}");
+        // 230 V as f32 is 0x4366_0000; read CDAB it is a subnormal near 2e-41.
+        let volts = point("type = \"f32\"\norder = \"CDAB\"");
+        let swapped = f32::from_bits(0x0000_4366) as f64;
+        let msg = implausible(&volts, swapped, &Limits::default()).unwrap();
+        assert!(msg.contains("try order = \"ABCD\""), "{msg}");
+        assert_eq!(implausible(&volts, 230.0, &Limits::default()), None);
+        assert_eq!(implausible(&volts, 0.0, &Limits::default()), None);
     }
 }

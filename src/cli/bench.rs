@@ -176,6 +176,7 @@ fn replay(seconds: u64) {
                 raw: wh as u64 & 0xFFFF_FFFF,
                 bits: 32,
                 mwh_per_raw: 1000.0,
+                step: 1,
             };
             acc.observe(&Observation { at, role, reading });
         }

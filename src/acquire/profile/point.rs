@@ -159,12 +159,17 @@ pub(super) fn check(
     {
         err(k("role"), "this role needs a numeric type".into());
     }
+    // Signed registers cannot tell a wrap from a reset; floats never wrap, so
+    // for them a decrease is always a reset.
     if p.role.is_some_and(Role::is_counter)
-        && !matches!(p.kind, DataType::U16 | DataType::U32 | DataType::U64)
+        && !matches!(
+            p.kind,
+            DataType::U16 | DataType::U32 | DataType::U64 | DataType::F32 | DataType::F64
+        )
     {
         err(
             k("type"),
-            "an energy counter must be u16, u32 or u64 so a wrap can be told from a reset".into(),
+            "an energy counter must be u16, u32, u64 (so a wrap can be told from a reset) or f32/f64".into(),
         );
     }
     let scale_factor = p.scale_factor.as_ref().and_then(|sf| match names.get(sf.as_str()) {
@@ -307,7 +312,7 @@ mod tests {
             (
                 "type = \"i32\"\nrole = \"charge_energy_total\"",
                 "type",
-                "u16, u32 or u64",
+                "u16, u32, u64",
             ),
             (
                 "type = \"string\"\nlength = 2\nrole = \"soc\"",
