@@ -471,10 +471,23 @@ type = "i16"
         assert_eq!(step, 62_500);
         // A Wh register (scale 0.001) and an f64 one.
         let wh = float_counter(DataType::F32, 5000f32.to_bits() as u64, 0.001).unwrap();
-        assert!(matches!(wh, Measured::Counter { raw: 5_000_000, step: 1, .. }), "{wh:?}");
+        assert!(
+            matches!(
+                wh,
+                Measured::Counter {
+                    raw: 5_000_000,
+                    step: 1,
+                    ..
+                }
+            ),
+            "{wh:?}"
+        );
         assert!(float_counter(DataType::F64, 2.5f64.to_bits(), 1.0).is_some());
         for bad in [-1.0f32, f32::NAN, f32::INFINITY] {
-            assert_eq!(float_counter(DataType::F32, bad.to_bits() as u64, 1.0), None);
+            assert_eq!(
+                float_counter(DataType::F32, bad.to_bits() as u64, 1.0),
+                None
+            );
         }
     }
 }
