@@ -224,6 +224,7 @@ mod tests {
             missing: vec![],
             bit: None,
             is_scale_factor: false,
+            sunspec: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod plausibility;
 pub mod profile;
 pub mod sample;
 pub mod spec;
+pub mod sunspec;
 pub mod transport;
 
 use std::collections::BTreeMap;

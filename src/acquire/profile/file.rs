@@ -17,6 +17,10 @@ pub struct ProfileFile {
     /// How far the map has been checked.
     #[serde(default)]
     pub verified: Option<Verified>,
+    /// Model addresses come from the device's own SunSpec chain at start-up;
+    /// every point then names its `model` and `model_offset`.
+    #[serde(default)]
+    pub sunspec: bool,
     #[serde(default = "default_max_regs")]
     pub max_registers_per_read: u16,
     #[serde(default = "default_max_gap")]
@@ -94,6 +98,10 @@ pub struct PointFile {
     pub bit: Option<u8>,
     /// For `string`: length in registers.
     pub length: Option<u16>,
+    /// In a `sunspec` profile: the SunSpec model the point belongs to...
+    pub model: Option<u16>,
+    /// ...and its offset from that model's ID register.
+    pub model_offset: Option<u16>,
     #[serde(default)]
     pub description: String,
 }

@@ -36,6 +36,8 @@ pub struct Profile {
     /// The document the map comes from, as the file says.
     pub document: Option<String>,
     pub verified: Option<Verified>,
+    /// Point addresses are worked out against the device's SunSpec chain when it connects.
+    pub sunspec: bool,
     pub max_registers_per_read: u16,
     pub max_gap: u16,
     pub pause_between_requests: Duration,
@@ -143,6 +145,7 @@ fn resolve(source: &Path, file: ProfileFile) -> Result<Profile, Vec<ValidationEr
         source: source.to_path_buf(),
         document: file.source,
         verified: file.verified,
+        sunspec: file.sunspec,
         max_registers_per_read: file.max_registers_per_read,
         max_gap: file.max_gap,
         pause_between_requests: pause,

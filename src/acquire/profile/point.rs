@@ -33,6 +33,9 @@ pub struct Point {
     pub bit: Option<u8>,
     /// True when some other point uses this one as its scale factor.
     pub is_scale_factor: bool,
+    /// In a SunSpec profile: the model and the offset from its ID register,
+    /// from which the address is worked out again against the device's chain.
+    pub sunspec: Option<(u16, u16)>,
 }
 
 impl Point {
@@ -172,6 +175,39 @@ pub(super) fn check(
             "an energy counter must be u16, u32, u64 (so a wrap can be told from a reset) or f32/f64".into(),
         );
     }
+    let sunspec = match (p.model, p.model_offset) {
+        (Some(m), Some(o)) if file.sunspec => Some((m, o)),
+        (None, None) if file.sunspec => {
+            err(
+                k("model"),
+                "a `sunspec = true` profile needs `model` and `model_offset` on every point".into(),
+            );
+            None
+        }
+        (None, None) => None,
+        (m, _) if !file.sunspec => {
+            err(
+                k(if m.is_some() { "model" } else { "model_offset" }),
+                "`model` and `model_offset` apply only in a `sunspec = true` profile".into(),
+            );
+            None
+        }
+        _ => {
+            err(
+                k("model_offset"),
+                "`model` and `model_offset` go together".into(),
+            );
+            None
+        }
+    };
+    if let Some((_, o)) = sunspec {
+        if o < 2 {
+            err(
+                k("model_offset"),
+                "offsets 0 and 1 are the model's own header (ID, length)".into(),
+            );
+        }
+    }
     let scale_factor = p.scale_factor.as_ref().and_then(|sf| match names.get(sf.as_str()) {
         None => {
             err(k("scale_factor"), format!("no point named `{sf}`"));
@@ -214,6 +250,7 @@ pub(super) fn check(
         missing: p.missing.iter().map(|&m| (m as u64) & mask).collect(),
         bit: p.bit,
         is_scale_factor: false,
+        sunspec,
     }
 }
 
