@@ -41,7 +41,7 @@ fn resolution(p: &Point, truth: f64) -> f64 {
     match p.kind {
         DataType::F32 => {
             let raw = (truth / p.scale) as f32;
-            (raw.next_up() - raw) as f64 * p.scale.abs() * 2.0
+            (f32::from_bits(raw.abs().to_bits() + 1) - raw.abs()) as f64 * p.scale.abs() * 2.0
         }
         DataType::F64 => 1e-9 * truth.abs().max(1.0),
         _ => p.scale.abs() * 1.000_001,

@@ -28,6 +28,9 @@ const MAX_DEVICE_BACKOFF: Duration = Duration::from_secs(60);
 struct Slot {
     dev: Arc<DeviceRef>,
     spec: Arc<DeviceSpec>,
+    /// The connection whose SunSpec chain `dev.profile` was resolved against:
+    /// a device reconnecting may have new firmware with its models moved.
+    sunspec_conn: Option<u64>,
     next_due: Instant,
     polls: u64,
     failures: u32,
@@ -91,6 +94,7 @@ impl Link {
                 }),
                 next_due: first_aligned_tick(spec.poll_interval),
                 spec,
+                sunspec_conn: None,
                 polls: 0,
                 failures: 0,
                 missed: 0,
@@ -114,6 +118,7 @@ impl Link {
     ) {
         let mut conn = Conn {
             ctx: None,
+            opened: 0,
             reconnect_at: None,
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(30)),
             last_request: None,
@@ -146,15 +151,22 @@ impl Link {
         let at = clock.now();
         let slot = &mut self.slots[i];
         let spec = slot.spec.clone();
-        let profile = &spec.profile;
         let with_slow = slot.polls % spec.slow_every as u64 == 0;
-        let mut readings = Vec::with_capacity(profile.points.len());
         let mut missing = Vec::new();
         let mut errors = Vec::new();
         let mut answered = 0u32;
         let mut unreachable = false;
         let mut requests = 0u16;
         let mut aborted = false;
+        if spec.profile.sunspec && slot.sunspec_conn.is_none_or(|c| c != conn.opened) {
+            if let Err(e) = self.resolve_sunspec(i, conn).await {
+                errors.push(e);
+                unreachable = true;
+                aborted = true;
+            }
+        }
+        let profile = self.slots[i].dev.profile.clone();
+        let mut readings = Vec::with_capacity(profile.points.len());
         for req in profile.plan.requests(with_slow) {
             if aborted {
                 missing.extend(req.points.iter().copied());
@@ -194,7 +206,7 @@ impl Link {
             match result {
                 Ok(reply) => {
                     answered += 1;
-                    decode_reply(profile, req, &reply, |point, d| match d {
+                    decode_reply(&profile, req, &reply, |point, d| match d {
                         Decoded::Value { value, raw, valid } => readings.push(PointReading {
                             point,
                             value,
@@ -256,6 +268,63 @@ impl Link {
             online: answered > 0,
         }
     }
+
+    /// Reads the device's SunSpec chain on this connection and moves the
+    /// profile's points to where the chain puts their models.
+    async fn resolve_sunspec(&mut self, i: usize, conn: &mut Conn) -> Result<(), PollError> {
+        let spec = self.slots[i].spec.clone();
+        let fail = |kind: ErrorKind, message: String| PollError {
+            kind,
+            site: spec.site.clone(),
+            device: spec.id.clone(),
+            unit: spec.unit,
+            function: 3,
+            address: super::sunspec::chain::BASES[0],
+            count: 2,
+            message,
+        };
+        let ctx = conn
+            .ensure(&self.transport, self.connect_timeout)
+            .await
+            .map_err(|m| fail(ErrorKind::Transport, format!("{}: {m}", self.key)))?;
+        let mut dev = super::sunspec::OverModbus {
+            ctx,
+            unit: spec.unit,
+            timeout: spec.timeout,
+            must_drop: false,
+        };
+        let walked = super::sunspec::walk(&mut dev).await;
+        let must_drop = dev.must_drop;
+        conn.last_request = Some(Instant::now());
+        if must_drop {
+            conn.drop_connection().await;
+        }
+        let chain = walked.map_err(|m| fail(ErrorKind::Decode, format!("SunSpec: {m}")))?;
+        let slot = &mut self.slots[i];
+        match super::sunspec::resolve(&spec.profile, &chain) {
+            Ok(moved) => {
+                if moved.is_some() {
+                    tracing::info!(
+                        target: "bessmon::acquire",
+                        "site {} device {}: SunSpec models {} at base {}; points moved to the device's addresses",
+                        spec.site, spec.id, chain.ids(), chain.base
+                    );
+                }
+                let profile = moved.map(Arc::new).unwrap_or_else(|| spec.profile.clone());
+                if !Arc::ptr_eq(&slot.dev.profile, &profile) {
+                    slot.dev = Arc::new(DeviceRef {
+                        site: spec.site.clone(),
+                        device: spec.id.clone(),
+                        unit: spec.unit,
+                        profile,
+                    });
+                }
+                slot.sunspec_conn = Some(conn.opened);
+                Ok(())
+            }
+            Err(m) => Err(fail(ErrorKind::Decode, format!("SunSpec: {m}"))),
+        }
+    }
 }
 
 fn reschedule(slot: &mut Slot, failed: bool) {
@@ -301,6 +370,8 @@ pub fn next_due(due: Instant, now: Instant, interval: Duration, failures: u32) -
 
 struct Conn {
     ctx: Option<Context>,
+    /// Connections opened so far: a new one may reach a device with new firmware.
+    opened: u64,
     reconnect_at: Option<Instant>,
     backoff: Backoff,
     last_request: Option<Instant>,
@@ -320,6 +391,7 @@ impl Conn {
             match transport::connect(t, timeout).await {
                 Ok(ctx) => {
                     self.ctx = Some(ctx);
+                    self.opened += 1;
                     self.reconnect_at = None;
                     if self.backoff.attempts() > 0 {
                         tracing::info!(target: "bessmon::acquire", "{}: connected again", t.key());

@@ -40,17 +40,17 @@ impl Chain {
     }
 }
 
-/// Walks the chain with `read(start, count)`, a holding-register read of the
-/// device. Every failure says where it happened.
-pub async fn walk<F, Fut>(mut read: F) -> Result<Chain, String>
-where
-    F: FnMut(u16, u16) -> Fut,
-    Fut: Future<Output = Result<Vec<u16>, String>>,
-{
+/// A device's holding registers, as the walk reads them.
+pub trait Registers {
+    fn read(&mut self, start: u16, count: u16) -> impl Future<Output = Result<Vec<u16>, String>>;
+}
+
+/// Walks the chain of `dev`. Every failure says where it happened.
+pub async fn walk(dev: &mut impl Registers) -> Result<Chain, String> {
     let mut tried = Vec::new();
     let mut base = None;
     for b in BASES {
-        match read(b, 2).await {
+        match dev.read(b, 2).await {
             Ok(w) if w == MARKER => {
                 base = Some(b);
                 break;
@@ -78,7 +78,8 @@ where
                 "the model chain from {base} runs past address 65535 without its end marker"
             ));
         };
-        let w = read(address, 2)
+        let w = dev
+            .read(address, 2)
             .await
             .map_err(|e| format!("reading the model header at {address}: {e}"))?;
         let (id, length) = (w[0], w[1]);
@@ -110,14 +111,19 @@ mod tests {
         regs.iter().copied().collect()
     }
 
-    async fn walk_image(img: &HashMap<u16, u16>) -> Result<Chain, String> {
-        walk(|start, count| {
+    struct Image<'a>(&'a HashMap<u16, u16>);
+
+    impl Registers for Image<'_> {
+        async fn read(&mut self, start: u16, count: u16) -> Result<Vec<u16>, String> {
             let r: Option<Vec<u16>> = (start..start + count)
-                .map(|a| img.get(&a).copied())
+                .map(|a| self.0.get(&a).copied())
                 .collect();
-            async move { r.ok_or_else(|| "exception 0x02 (illegal data address)".to_string()) }
-        })
-        .await
+            r.ok_or_else(|| "exception 0x02 (illegal data address)".to_string())
+        }
+    }
+
+    async fn walk_image(img: &HashMap<u16, u16>) -> Result<Chain, String> {
+        walk(&mut Image(img)).await
     }
 
     fn block_on<T>(f: impl Future<Output = T>) -> T {

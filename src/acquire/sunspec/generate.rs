@@ -153,14 +153,13 @@ fn write_point(
         u => (None, Some(u)),
     };
     let mut scale = scale.unwrap_or(1.0);
-    match p.sf.as_deref() {
-        Some(sf) => match sf.parse::<i32>() {
+    if let Some(sf) = p.sf.as_deref() {
+        match sf.parse::<i32>() {
             Ok(e) => scale *= 10f64.powi(e),
             Err(_) => {
                 let _ = writeln!(out, "scale_factor = \"{}\"", point_name(m, sf));
             }
-        },
-        None => {}
+        }
     }
     if scale != 1.0 {
         let _ = writeln!(out, "scale = {scale}");

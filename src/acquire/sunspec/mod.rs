@@ -6,10 +6,52 @@ pub mod chain;
 pub mod generate;
 pub mod model;
 
-pub use chain::{walk, Chain, Entry};
+pub use chain::{walk, Chain, Entry, Registers};
 
-use super::planner;
-use super::profile::Profile;
+use std::time::Duration;
+
+use tokio_modbus::client::Context;
+
+use super::planner::{self, Request};
+use super::profile::{Profile, Table};
+use super::decode::Reply;
+use super::transport::{self, CallError};
+
+/// A device on an open connection, read for its chain. After a timeout or a
+/// broken reply the connection must be dropped (`must_drop`), as for any poll.
+pub struct OverModbus<'a> {
+    pub ctx: &'a mut Context,
+    pub unit: u8,
+    pub timeout: Duration,
+    pub must_drop: bool,
+}
+
+impl Registers for OverModbus<'_> {
+    async fn read(&mut self, start: u16, count: u16) -> Result<Vec<u16>, String> {
+        if self.must_drop {
+            return Err("connection dropped after an earlier failure".into());
+        }
+        let req = Request {
+            table: Table::Holding,
+            start,
+            count,
+            points: Vec::new(),
+        };
+        match transport::read(self.ctx, self.unit, &req, self.timeout).await {
+            Ok(Reply::Words(w)) => Ok(w),
+            Ok(Reply::Bits(_)) => Err("bits in reply to a register read".into()),
+            Err(CallError::Timeout) => {
+                self.must_drop = true;
+                Err(format!("no reply within {:?}", self.timeout))
+            }
+            Err(CallError::Exception(code)) => Err(transport::exception_text(code)),
+            Err(CallError::Transport(m)) => {
+                self.must_drop = true;
+                Err(m)
+            }
+        }
+    }
+}
 
 /// The profile with every point at its model's address in `chain`, or None
 /// when the addresses written in the profile are already right. An error
