@@ -37,14 +37,19 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# schemathesis checks the live API against its OpenAPI document (tests/openapi.rs).
+# From PyPI, into a virtualenv of Debian's Python: schemathesis checks the live
+# API against its OpenAPI document (tests/openapi.rs); pysunspec2, SunSpec's
+# reference implementation, builds and reads SunSpec devices (tests/sunspec.rs).
 schemathesis_version=4.32.5
+pysunspec2_version=1.3.7
 venv=target/test-venv
-if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
-  echo "installing schemathesis $schemathesis_version into $venv"
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version" ||
+  ! "$venv/bin/pip" show pysunspec2 2>/dev/null | grep -q "^Version: $pysunspec2_version$"; then
+  echo "installing schemathesis $schemathesis_version and pysunspec2 $pysunspec2_version into $venv"
   rm -rf "$venv"
   /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "schemathesis==$schemathesis_version" "pysunspec2==$pysunspec2_version"
 fi
 
 cargo fmt --all -- --check

@@ -122,7 +122,10 @@ fn float_counter(kind: DataType, bits: u64, kwh_per_unit: f64) -> Option<Measure
     let (value, spacing) = match kind {
         DataType::F32 => {
             let x = f32::from_bits(bits as u32);
-            (x as f64, (f32::from_bits(x.abs().to_bits() + 1) - x.abs()) as f64)
+            (
+                x as f64,
+                (f32::from_bits(x.abs().to_bits() + 1) - x.abs()) as f64,
+            )
         }
         DataType::F64 => {
             let x = f64::from_bits(bits);

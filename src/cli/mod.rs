@@ -5,6 +5,7 @@ mod bench_outage;
 mod check;
 mod commission;
 pub mod demo;
+mod discover;
 mod health;
 pub mod journal;
 mod ledger;
@@ -62,6 +63,8 @@ pub enum Command {
     Read(read::Args),
     /// Watch a site for a while and judge its maps: sign, counters, resolution.
     Commission(commission::Args),
+    /// Find a SunSpec device's models and write a ready profile for them.
+    Discover(discover::Args),
     /// The Modbus requests each device needs per poll.
     Plan(plan::Args),
     /// Time-of-use tariffs.
@@ -162,6 +165,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Reprice(a) => reprice::run(a),
         Command::Read(a) => runtime().and_then(|rt| rt.block_on(read::run(a))),
         Command::Commission(a) => runtime().and_then(|rt| rt.block_on(commission::run(a))),
+        Command::Discover(a) => runtime().and_then(|rt| rt.block_on(discover::run(a))),
         Command::Simulate(a) => runtime().and_then(|rt| rt.block_on(simulate::run(a))),
         Command::Demo(a) => runtime().and_then(|rt| rt.block_on(demo::run(a))),
         Command::Run(a) => runtime().and_then(|rt| rt.block_on(run::run(a))),

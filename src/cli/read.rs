@@ -56,7 +56,7 @@ pub struct Args {
 }
 
 /// One point as one read left it.
-struct Row {
+pub(super) struct Row {
     point: usize,
     words: Vec<u16>,
     raw: String,
@@ -110,33 +110,14 @@ pub async fn run(a: Args) -> Outcome {
             }
             Some(Ok(p)) => p,
         };
-        let transport = match (&a.host, &a.serial) {
-            (Some(host), _) if a.rtu_over_tcp => Transport::RtuOverTcp {
-                host: host.clone(),
-                port: a.port,
-                close_after_poll: false,
-                pause: None,
-            },
-            (Some(host), _) => Transport::Tcp {
-                host: host.clone(),
-                port: a.port,
-                close_after_poll: false,
-                pause: None,
-            },
-            (None, Some(path)) => Transport::Rtu {
-                path: path.clone(),
-                baud: a.baud,
-                parity: Parity::parse(&a.parity).unwrap_or_default(),
-                stop_bits: 1,
-                data_bits: 8,
-                pause: None,
-            },
-            (None, None) => {
-                return Err(Failure::input(
-                    "give --host, --serial, or -c FILE --device SITE/DEVICE",
-                ))
-            }
-        };
+        let transport = direct_transport(
+            a.host.as_deref(),
+            a.port,
+            a.rtu_over_tcp,
+            a.serial.as_deref(),
+            a.baud,
+            &a.parity,
+        )?;
         (transport, a.unit, profile, timeout)
     };
 
@@ -144,6 +125,11 @@ pub async fn run(a: Args) -> Outcome {
         .await
         .map_err(|e| Failure::runtime(format!("{}: {e}", transport.key())))?;
     println!("{} unit {unit}, profile {}", transport.key(), profile.id);
+    let profile = if profile.sunspec {
+        at_device_addresses(&mut ctx, unit, &profile, timeout).await?
+    } else {
+        profile
+    };
     let mut failures = 0;
     let mut first: Vec<Row> = Vec::new();
     let mut last: Vec<Row> = Vec::new();
@@ -159,7 +145,20 @@ pub async fn run(a: Args) -> Outcome {
             last = rows;
         }
     }
-    let shown = if last.is_empty() { &first } else { &last };
+    let flagged = print_rows(&profile, &first, &last, &limits);
+    if flagged > 0 {
+        println!("# {flagged} point(s) flagged: check the profile's type, order, scale and role against the device's map");
+    }
+    if failures > 0 {
+        return Err(Failure::runtime(format!("{failures} request(s) failed")));
+    }
+    Ok(())
+}
+
+/// The table of points as the last read left them, with what the reads say
+/// against each point; the number of points flagged.
+pub(super) fn print_rows(profile: &Profile, first: &[Row], last: &[Row], limits: &Limits) -> usize {
+    let shown = if last.is_empty() { first } else { last };
     println!(
         "{:<24} {:<9} {:>7}  {:<24} {:>16} {:<6} flags",
         "point", "table", "address", "raw", "value", "unit"
@@ -171,7 +170,7 @@ pub async fn run(a: Args) -> Outcome {
         if !r.flag.is_empty() {
             flags.push(r.flag.into());
         }
-        if let Some(why) = r.number.and_then(|v| implausible(p, v, &limits)) {
+        if let Some(why) = r.number.and_then(|v| implausible(p, v, limits)) {
             flags.push(format!("implausible: {why}"));
         }
         if let Some(before) = first
@@ -192,17 +191,11 @@ pub async fn run(a: Args) -> Outcome {
             flags.join("; ")
         );
     }
-    if flagged > 0 {
-        println!("# {flagged} point(s) flagged: check the profile's type, order, scale and role against the device's map");
-    }
-    if failures > 0 {
-        return Err(Failure::runtime(format!("{failures} request(s) failed")));
-    }
-    Ok(())
+    flagged
 }
 
 /// Reads every request of the profile once; the number that failed.
-async fn read_once(
+pub(super) async fn read_once(
     ctx: &mut tokio_modbus::client::Context,
     t: &Transport,
     unit: u8,
@@ -269,4 +262,71 @@ async fn read_once(
         }
     }
     Ok(failures)
+}
+
+/// A transport from the command line's device address.
+pub(super) fn direct_transport(
+    host: Option<&str>,
+    port: u16,
+    rtu_over_tcp: bool,
+    serial: Option<&str>,
+    baud: u32,
+    parity: &str,
+) -> Result<Transport, Failure> {
+    Ok(match (host, serial) {
+        (Some(host), _) if rtu_over_tcp => Transport::RtuOverTcp {
+            host: host.to_string(),
+            port,
+            close_after_poll: false,
+            pause: None,
+        },
+        (Some(host), _) => Transport::Tcp {
+            host: host.to_string(),
+            port,
+            close_after_poll: false,
+            pause: None,
+        },
+        (None, Some(path)) => Transport::Rtu {
+            path: path.to_string(),
+            baud,
+            parity: Parity::parse(parity).unwrap_or_default(),
+            stop_bits: 1,
+            data_bits: 8,
+            pause: None,
+        },
+        (None, None) => {
+            return Err(Failure::input(
+                "give --host, --serial, or -c FILE --device SITE/DEVICE",
+            ))
+        }
+    })
+}
+
+/// A `sunspec = true` profile moved to where this device's chain puts its models.
+async fn at_device_addresses(
+    ctx: &mut tokio_modbus::client::Context,
+    unit: u8,
+    profile: &Arc<Profile>,
+    timeout: Duration,
+) -> Result<Arc<Profile>, Failure> {
+    let mut dev = crate::acquire::sunspec::OverModbus {
+        ctx,
+        unit,
+        timeout,
+        must_drop: false,
+    };
+    let chain = crate::acquire::sunspec::walk(&mut dev)
+        .await
+        .map_err(|m| Failure::runtime(format!("SunSpec: {m}")))?;
+    println!("# SunSpec models {} from base {}", chain.ids(), chain.base);
+    match crate::acquire::sunspec::resolve(profile, &chain) {
+        Ok(Some(moved)) => {
+            println!(
+                "# the device's chain moves this profile's points; read at the device's addresses"
+            );
+            Ok(Arc::new(moved))
+        }
+        Ok(None) => Ok(profile.clone()),
+        Err(m) => Err(Failure::runtime(format!("SunSpec: {m}"))),
+    }
 }

@@ -64,11 +64,23 @@ pub struct Args {
     /// Where --profile finds profiles that are not bundled.
     #[arg(long)]
     pub profile_dir: Vec<std::path::PathBuf>,
+    /// Present the PCS, BMS and meter as SunSpec devices (models 1, 103, 701;
+    /// 1, 802, 713; 1, 203 from base 40000), for `discover` and SunSpec profiles.
+    #[arg(long)]
+    pub sunspec: bool,
 }
 
 /// The simulator's profiles with `--profile unit=ID` choices applied.
-fn profiles(choices: &[String], dirs: &[std::path::PathBuf]) -> Result<sim::SimProfiles, Failure> {
-    let mut out = sim::SimProfiles::bundled();
+fn profiles(
+    choices: &[String],
+    dirs: &[std::path::PathBuf],
+    sunspec: bool,
+) -> Result<sim::SimProfiles, Failure> {
+    let mut out = if sunspec {
+        sim::SimProfiles::sunspec()
+    } else {
+        sim::SimProfiles::bundled()
+    };
     let catalog = crate::acquire::profile::ProfileCatalog::new(dirs);
     for c in choices {
         let (unit, id) = c.split_once('=').ok_or_else(|| {
@@ -152,7 +164,7 @@ pub async fn run(a: Args) -> Outcome {
         params,
         clock,
         cancel.clone(),
-        profiles(&a.profile, &a.profile_dir)?,
+        profiles(&a.profile, &a.profile_dir, a.sunspec)?,
     )
     .await
     .map_err(|e| Failure::runtime(e.to_string()))?;

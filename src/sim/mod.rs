@@ -4,6 +4,7 @@ pub mod faults;
 pub mod image;
 pub mod physics;
 pub mod server;
+pub mod sunspec;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

@@ -114,7 +114,14 @@ impl SimSite {
             _ if !self.profiles.own(unit) => {
                 // Any other profile: values by role, encoded as its map says.
                 let profile = self.profiles.of(unit)?;
-                Some(image::build(profile, |pt| by_role(pt, &site)))
+                let mut img = image::build(profile, |pt| {
+                    by_role(pt, profile, &site)
+                        .or_else(|| super::sunspec::value(pt, &profile.id, &p.serial))
+                });
+                if profile.sunspec {
+                    super::sunspec::frame(profile, &mut img);
+                }
+                Some(img)
             }
             UNIT_PCS => Some(image::build(&self.profiles.pcs, |pt| {
                 Some(match &*pt.name {
@@ -353,12 +360,23 @@ fn rate_index(r: &str) -> Option<usize> {
 
 /// A point of any profile by its role: the physics in bessmon's units,
 /// turned into the profile's sign, scale and type by the image.
-fn by_role(p: &crate::acquire::profile::Point, site: &super::physics::Site) -> Option<SimValue> {
+fn by_role(
+    p: &crate::acquire::profile::Point,
+    profile: &Profile,
+    site: &super::physics::Site,
+) -> Option<SimValue> {
     use crate::role::{RateFlow, Role, Sign};
     let s = &site.state;
     let rated = site.params.rated_kw;
     let soc = site.soc();
-    let kwh = |wh: f64| image::counter(p, wh / 1000.0);
+    // A counter with a scale factor counts in units of 10^sf of its scale.
+    let per_count = match p.scale_factor {
+        Some(j) if profile.sunspec => {
+            10f64.powi(super::sunspec::scale_factor(&profile.points[j]) as i32)
+        }
+        _ => 1.0,
+    };
+    let kwh = |wh: f64| image::counter(p, wh / 1000.0 / per_count);
     Some(match p.role? {
         Role::BatteryPower => SimValue::Num(match p.sign {
             Sign::DischargePositive => s.power_kw,

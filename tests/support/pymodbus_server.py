@@ -22,7 +22,9 @@ SIZE = 0x200
 
 
 def block(spec):
-    values = [0] * SIZE
+    # SunSpec devices sit at 40000 or 50000: the block reaches the highest word given.
+    end = max([int(s, 0) + len(w) for s, w in (spec or {}).items()] + [SIZE])
+    values = [0] * end
     for start, words in (spec or {}).items():
         a = int(start, 0)
         values[a : a + len(words)] = words

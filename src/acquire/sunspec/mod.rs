@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tokio_modbus::client::Context;
 
+use super::decode::Reply;
 use super::planner::{self, Request};
 use super::profile::{Profile, Table};
-use super::decode::Reply;
 use super::transport::{self, CallError};
 
 /// A device on an open connection, read for its chain. After a timeout or a
@@ -57,6 +57,21 @@ impl Registers for OverModbus<'_> {
 /// when the addresses written in the profile are already right. An error
 /// names the model the device lacks, or the point its model is too short for.
 pub fn resolve(profile: &Profile, chain: &Chain) -> Result<Option<Profile>, String> {
+    let mut lacking: Vec<String> = Vec::new();
+    for (id, _) in profile.points.iter().filter_map(|p| p.sunspec) {
+        if chain.first(id).is_none() && !lacking.contains(&id.to_string()) {
+            lacking.push(id.to_string());
+        }
+    }
+    if !lacking.is_empty() {
+        return Err(format!(
+            "profile {} needs SunSpec model{} {}, which the device does not present (its models: {})",
+            profile.id,
+            if lacking.len() > 1 { "s" } else { "" },
+            lacking.join(", "),
+            chain.ids()
+        ));
+    }
     let mut moved = profile.clone();
     let mut changed = false;
     for p in &mut moved.points {
@@ -64,11 +79,7 @@ pub fn resolve(profile: &Profile, chain: &Chain) -> Result<Option<Profile>, Stri
             continue;
         };
         let Some(entry) = chain.first(id) else {
-            return Err(format!(
-                "profile {} needs SunSpec model {id}, which the device does not present (its models: {})",
-                profile.id,
-                chain.ids()
-            ));
+            continue;
         };
         if offset as u32 + p.width as u32 > entry.length as u32 + 2 {
             return Err(format!(

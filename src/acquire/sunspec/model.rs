@@ -58,13 +58,14 @@ pub fn data_type(kind: &str) -> Option<(&'static str, &'static [i64])> {
     Some(match kind {
         "int16" | "sunssf" | "sunsdp" => ("i16", &[-32768]),
         "uint16" | "enum16" | "bitfield16" | "count" => ("u16", &[-1]),
-        "acc16" => ("u16", &[]),
+        // An accumulator at 0 is "not accumulated" (SunSpec's not-implemented value).
+        "acc16" => ("u16", &[0]),
         "int32" => ("i32", &[-2_147_483_648]),
         "uint32" | "enum32" | "bitfield32" | "ipaddr" => ("u32", &[-1]),
-        "acc32" => ("u32", &[]),
+        "acc32" => ("u32", &[0]),
         "int64" => ("i64", &[i64::MIN]),
         "uint64" | "bitfield64" => ("u64", &[-1]),
-        "acc64" => ("u64", &[]),
+        "acc64" => ("u64", &[0]),
         "float32" => ("f32", &[]),
         "float64" => ("f64", &[]),
         "string" => ("string", &[]),
