@@ -9,24 +9,13 @@ use std::sync::Arc;
 use super::image::{SimValue, UnitImage};
 use super::server::SimProfiles;
 use crate::acquire::profile::{Point, Profile};
-use crate::acquire::sunspec::{chain, generate, model, Chain, Entry};
+use crate::acquire::sunspec::{chain, generate, model, Chain};
 
 pub const BASE: u16 = 40000;
 
 /// A chain of `ids` from [`BASE`], each model as long as the standard says.
 pub fn chain_of(ids: &[u16]) -> Chain {
-    let mut at = BASE + 2;
-    let mut models = Vec::new();
-    for &id in ids {
-        let length = model::model(id).map_or(0, |m| m.length);
-        models.push(Entry {
-            id,
-            address: at,
-            length,
-        });
-        at += 2 + length;
-    }
-    Chain { base: BASE, models }
+    Chain::standard(BASE, ids)
 }
 
 fn profile(id: &str, ids: &[u16], what: &str) -> Arc<Profile> {

@@ -29,6 +29,23 @@ pub struct Chain {
 }
 
 impl Chain {
+    /// `ids` laid end to end from `base`, each as long as the standard says:
+    /// what a device presenting just these models looks like.
+    pub fn standard(base: u16, ids: &[u16]) -> Chain {
+        let mut at = base + 2;
+        let mut models = Vec::new();
+        for &id in ids {
+            let length = super::model::model(id).map_or(0, |m| m.length);
+            models.push(Entry {
+                id,
+                address: at,
+                length,
+            });
+            at += 2 + length;
+        }
+        Chain { base, models }
+    }
+
     /// The first instance of a model: the one a profile's points refer to.
     pub fn first(&self, id: u16) -> Option<&Entry> {
         self.models.iter().find(|m| m.id == id)

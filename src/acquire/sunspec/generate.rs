@@ -10,6 +10,16 @@ use super::chain::Chain;
 use super::model::{self, Model, ModelPoint};
 use crate::role::Role;
 
+/// The bundled generic SunSpec profiles (config/profiles/ID.toml) and the
+/// models each needs; a test keeps the files what [`profile_toml`] writes.
+pub const GENERIC: &[(&str, &[u16])] = &[
+    ("sunspec-der-storage", &[1, 701, 713]),
+    ("sunspec-inverter-storage", &[1, 103, 124]),
+    ("sunspec-battery", &[1, 802]),
+    ("sunspec-meter", &[1, 203]),
+    ("sunspec-meter-float", &[1, 213]),
+];
+
 /// The role a model's point plays, and how strongly it claims it (lower wins).
 fn role_of(model: u16, point: &str) -> Option<(Role, u8)> {
     let inverter = matches!(model, 101..=103 | 111..=113);
@@ -85,15 +95,23 @@ pub fn profile_toml(id: &str, chain: &Chain, who: &Identity) -> String {
     };
     let mut out = String::new();
     let ids: Vec<String> = known.iter().map(|(m, _)| m.id.to_string()).collect();
-    let mut description = format!(
-        "SunSpec device {} {} (serial {}, version {}): models {} from base {}.",
-        who.manufacturer,
-        who.model,
-        who.serial,
-        who.version,
-        ids.join(", "),
-        chain.base
-    );
+    let generic = who.manufacturer.is_empty() && who.model.is_empty();
+    let mut description = if generic {
+        format!(
+            "Generic SunSpec profile for any device presenting models {}: their addresses are read from the device's own chain when it connects, wherever its firmware puts them. For a device with other models, run `bessmon discover`.",
+            ids.join(", ")
+        )
+    } else {
+        format!(
+            "SunSpec device {} {} (serial {}, version {}): models {} from base {}.",
+            who.manufacturer,
+            who.model,
+            who.serial,
+            who.version,
+            ids.join(", "),
+            chain.base
+        )
+    };
     if !unknown.is_empty() {
         let _ = write!(
             description,
@@ -107,7 +125,12 @@ pub fn profile_toml(id: &str, chain: &Chain, who: &Identity) -> String {
         out,
         "source = {}",
         quote(&format!(
-            "written by bessmon discover from the device's own model chain; point layout from {}",
+            "{}; point layout from {}",
+            if generic {
+                "bessmon's generic SunSpec profile"
+            } else {
+                "written by bessmon discover from the device's own model chain"
+            },
             model::catalogue().source
         ))
     );
@@ -186,4 +209,32 @@ fn write_point(
 
 fn quote(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `BESSMON_BLESS=1 cargo test --lib generic` rewrites the files after a
+    /// change to the catalogue or to how profiles are written.
+    #[test]
+    fn the_bundled_generic_profiles_are_what_generate_writes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
+        for (id, ids) in GENERIC {
+            let text = profile_toml(id, &Chain::standard(40000, ids), &Identity::default());
+            let path = dir.join(format!("{id}.toml"));
+            if std::env::var_os("BESSMON_BLESS").is_some() {
+                std::fs::write(&path, &text).unwrap();
+                continue;
+            }
+            let bundled = crate::bundled::profile(id).unwrap_or_default();
+            assert!(
+                bundled == text,
+                "{} differs from what bessmon writes for models {ids:?}; BESSMON_BLESS=1 rewrites it",
+                path.display()
+            );
+            let p = crate::acquire::profile::Profile::parse(&path, &text).unwrap();
+            assert!(p.sunspec && p.points.iter().any(|q| q.role.is_some()));
+        }
+    }
 }
