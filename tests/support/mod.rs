@@ -2,6 +2,8 @@
 //! loopback ports, configs in private temp dirs, and sample collection.
 #![allow(dead_code)]
 
+pub mod stepped;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
