@@ -225,6 +225,7 @@ mod tests {
             bit: None,
             is_scale_factor: false,
             sunspec: None,
+            transformer: None,
         }
     }
 

@@ -322,4 +322,10 @@ pub struct Device {
     /// most 1 s, so the defaults never disagree).
     #[serde(default)]
     pub timeout: Option<String>,
+    /// Current and voltage transformer ratios of this installation (1500/5 A
+    /// is 300): they scale the profile's points marked `transformer`.
+    #[serde(default)]
+    pub ct_ratio: Option<f64>,
+    #[serde(default)]
+    pub pt_ratio: Option<f64>,
 }

@@ -376,6 +376,38 @@ impl<'a> SiteChecks<'a> {
                 ),
             );
         }
+        let mut ratio = |key: &str, v: Option<f64>| match v {
+            Some(r) if !(r.is_finite() && r > 0.0) => {
+                e(
+                    format!("{dk}.{key}"),
+                    format!("{r} is not a transformer ratio (a number above 0)"),
+                );
+                1.0
+            }
+            Some(r) => r,
+            None => 1.0,
+        };
+        let (ct, pt) = (ratio("ct_ratio", d.ct_ratio), ratio("pt_ratio", d.pt_ratio));
+        let profile = match profile {
+            Some(p) if d.ct_ratio.is_some() || d.pt_ratio.is_some() => {
+                match p.with_ratios(ct, pt) {
+                    Some(scaled) => Some(Arc::new(scaled)),
+                    None => {
+                        let key = if d.ct_ratio.is_some() {
+                            "ct_ratio"
+                        } else {
+                            "pt_ratio"
+                        };
+                        e(
+                        format!("{dk}.{key}"),
+                        format!("profile `{}` marks no point `transformer`: its values are already primary, so a ratio would multiply them wrongly", p.id),
+                    );
+                        Some(p)
+                    }
+                }
+            }
+            p => p,
+        };
         Some(DeviceSpec {
             site: s.id.as_str().into(),
             id: d.id.as_str().into(),
@@ -696,5 +728,42 @@ mod tests {
             &a,
             &transport("{ type = \"tcp\", host = \"h\" }")
         ));
+    }
+
+    fn one_meter(profile: &str, extra: &str) -> Result<crate::config::Validated, Vec<String>> {
+        let toml = format!(
+            "[daemon]\nstate_dir = \"/tmp/unused\"\nprofile_dirs = []\ntariff_dirs = []\n\
+             [[sites]]\nid = \"s\"\ntariff = \"cn-chongqing-ci-2025-02\"\ncapacity_kwh = 2000\nrated_power_kw = 1000\npoll_interval = \"1s\"\n\
+             [[sites.devices]]\nid = \"meter\"\nprofile = \"{profile}\"\nunit = 3\n{extra}\n\
+             transport = {{ type = \"tcp\", host = \"127.0.0.1\", port = 502 }}\n"
+        );
+        crate::config::validate::load_and_validate(&crate::config::ConfigSource::Inline {
+            name: "t".into(),
+            toml,
+        })
+        .map_err(|f| f.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn transformer_ratios_scale_the_points_behind_them_and_nothing_else() {
+        let v = one_meter("acrel-dtsd1352", "ct_ratio = 300\npt_ratio = 1").unwrap();
+        let p = &v.devices().next().unwrap().profile;
+        let scale = |n: &str| p.point(n).unwrap().1.scale;
+        assert!((scale("forward_active_energy_rate1") - 3.0).abs() < 1e-12);
+        assert!((scale("current_a") - 3.0).abs() < 1e-12);
+        assert!((scale("voltage_a") - 0.1).abs() < 1e-12, "a PT ratio of 1");
+        assert_eq!(scale("frequency"), 0.01);
+        let e = one_meter("acrel-dtsd1352", "ct_ratio = 0").unwrap_err();
+        assert!(
+            e.iter().any(|e| e.contains("devices[0] (meter).ct_ratio")
+                && e.contains("0 is not a transformer ratio")),
+            "{e:?}"
+        );
+        let e = one_meter("eastron-sdm630", "ct_ratio = 60").unwrap_err();
+        assert!(
+            e.iter()
+                .any(|e| e.contains("ct_ratio") && e.contains("marks no point `transformer`")),
+            "{e:?}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! A profile file as written, before any check: serde's view of the TOML.
 use serde::Deserialize;
 
-use super::register::{DataType, Order, PollClass, Table};
+use super::register::{DataType, Order, PollClass, Table, Transformer};
 use crate::role::{Role, Sign};
 
 /// The profile file as written.
@@ -89,6 +89,8 @@ pub struct PointFile {
     pub unit: Option<String>,
     pub role: Option<Role>,
     pub sign: Option<Sign>,
+    /// The value is secondary-side: scaled by the device's transformer ratios.
+    pub transformer: Option<Transformer>,
     #[serde(default)]
     pub poll: PollClass,
     pub valid: Option<[f64; 2]>,

@@ -19,7 +19,7 @@ use std::time::Duration;
 pub use catalog::ProfileCatalog;
 pub use file::{HoleFile, PointFile, ProfileFile, Verified};
 pub use point::Point;
-pub use register::{DataType, Order, PollClass, Table};
+pub use register::{DataType, Order, PollClass, Table, Transformer};
 
 use super::planner::{self, Plan};
 use crate::duration::parse_duration;
@@ -52,6 +52,22 @@ impl Profile {
             .iter()
             .enumerate()
             .find(|(_, p)| &*p.name == name)
+    }
+
+    /// The profile as one installation reads it: every point behind a
+    /// transformer scaled by that installation's ratios. None when no point
+    /// is marked (the ratios would change nothing, which is a mistake to say).
+    pub fn with_ratios(&self, ct: f64, pt: f64) -> Option<Profile> {
+        if !self.points.iter().any(|p| p.transformer.is_some()) {
+            return None;
+        }
+        let mut p = self.clone();
+        for q in &mut p.points {
+            if let Some(t) = q.transformer {
+                q.scale *= t.factor(ct, pt);
+            }
+        }
+        Some(p)
     }
 
     pub fn point_with_role(&self, role: Role) -> Option<(usize, &Point)> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::file::{PointFile, ProfileFile};
-use super::register::{DataType, Order, PollClass, Table};
+use super::register::{DataType, Order, PollClass, Table, Transformer};
 use crate::role::{Role, Sign};
 
 /// A point ready for planning and decoding.
@@ -36,6 +36,7 @@ pub struct Point {
     /// In a SunSpec profile: the model and the offset from its ID register,
     /// from which the address is worked out again against the device's chain.
     pub sunspec: Option<(u16, u16)>,
+    pub transformer: Option<Transformer>,
 }
 
 impl Point {
@@ -175,6 +176,12 @@ pub(super) fn check(
             "an energy counter must be u16, u32, u64 (so a wrap can be told from a reset) or f32/f64".into(),
         );
     }
+    if p.transformer.is_some() && !p.kind.is_numeric() {
+        err(
+            k("transformer"),
+            "a transformer ratio scales numbers only".into(),
+        );
+    }
     let sunspec = match (p.model, p.model_offset) {
         (Some(m), Some(o)) if file.sunspec => Some((m, o)),
         (None, None) if file.sunspec => {
@@ -251,6 +258,7 @@ pub(super) fn check(
         bit: p.bit,
         is_scale_factor: false,
         sunspec,
+        transformer: p.transformer,
     }
 }
 

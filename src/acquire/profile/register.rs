@@ -106,6 +106,27 @@ impl Order {
     }
 }
 
+/// Which instrument transformers stand between the conductor and a meter's
+/// input: its registers then hold secondary-side values, and the primary is
+/// the register times the installation's ratio (a device's `ct_ratio`, `pt_ratio`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transformer {
+    Ct,
+    Pt,
+    CtPt,
+}
+
+impl Transformer {
+    pub fn factor(self, ct: f64, pt: f64) -> f64 {
+        match self {
+            Transformer::Ct => ct,
+            Transformer::Pt => pt,
+            Transformer::CtPt => ct * pt,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PollClass {
