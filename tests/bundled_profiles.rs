@@ -80,45 +80,17 @@ fn every_bundled_profile_reads_back_what_the_simulator_holds() {
             sim::UNIT_BMS => served.bms = profile.clone(),
             _ => served.meter = profile.clone(),
         }
-        // 07:00 in Shanghai: charging in the valley, with counters far from
-        // zero so an f32's coarse spacing and a 32-bit register both show.
-        let clock = Arc::new(Freezable::at("2025-03-09T23:00:00Z".parse().unwrap()));
+        // Charging in the valley, with counters far from zero so an f32's
+        // coarse spacing and a 32-bit register both show.
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let cancel = tokio_util::sync::CancellationToken::new();
         let params = SiteParams {
             counter_offset_wh: 123_456_789,
             ..SiteParams::standard(0)
         };
-        let simulator = rt
-            .block_on(sim::start_with(
-                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-                0,
-                vec![params],
-                clock,
-                cancel.clone(),
-                served,
-            ))
-            .unwrap();
-        let port = simulator.addrs[0].port().to_string();
+        let (simulator, cancel) = frozen_simulator(&rt, params, served);
         let state = simulator.sites[0].site.lock().unwrap().state.clone();
         let soc = simulator.sites[0].site.lock().unwrap().soc();
-        let out = cli(&[
-            "read",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--unit",
-            &unit.to_string(),
-            "--profile",
-            &id,
-        ]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{id}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = read_device(simulator.addrs[0].port(), unit, &id, None, &[]);
         let mut checked = 0;
         for p in &profile.points {
             let Some(role) = p.role else { continue };

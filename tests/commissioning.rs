@@ -6,34 +6,7 @@ mod support;
 use support::*;
 
 fn read(port: u16, profile: &str, dir: &std::path::Path, extra: &[&str]) -> String {
-    read_unit(port, 1, profile, dir, extra)
-}
-
-fn read_unit(port: u16, unit: u8, profile: &str, dir: &std::path::Path, extra: &[&str]) -> String {
-    let (port, unit) = (port.to_string(), unit.to_string());
-    let mut args = vec![
-        "read",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--unit",
-        &unit,
-        "--profile",
-        profile,
-        "--profile-dir",
-    ];
-    let dir = dir.to_str().unwrap();
-    args.push(dir);
-    args.extend_from_slice(extra);
-    let out = cli(&args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    read_device(port, 1, profile, Some(dir), extra)
 }
 
 fn line<'a>(text: &'a str, point: &str) -> &'a str {
@@ -287,7 +260,6 @@ fn value(text: &str, point: &str) -> f64 {
 
 #[test]
 fn the_simulator_serves_any_profile_from_its_physics() {
-    use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("alt-meter.toml"), ALT_METER).unwrap();
     std::fs::write(dir.path().join("alt-pcs.toml"), ALT_PCS).unwrap();
@@ -301,23 +273,12 @@ fn the_simulator_serves_any_profile_from_its_physics() {
     profiles.meter = load("alt-meter");
     profiles.pcs = load("alt-pcs");
     // Frozen at 07:00 in Shanghai, 40 kWh past a 32-bit wrap of Wh: charging.
-    let clock = Arc::new(Freezable::at("2025-03-09T23:00:00Z".parse().unwrap()));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cancel = tokio_util::sync::CancellationToken::new();
     let params = bessmon::sim::SiteParams {
         counter_offset_wh: (1u64 << 32) + 40_000,
         ..bessmon::sim::SiteParams::standard(0)
     };
-    let sim = rt
-        .block_on(bessmon::sim::start_with(
-            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            0,
-            vec![params],
-            clock,
-            cancel.clone(),
-            profiles,
-        ))
-        .unwrap();
+    let (sim, cancel) = frozen_simulator(&rt, params, profiles);
     let port = sim.addrs[0].port();
     let (grid_kw, import_wh, export_wh, power_kw, soc) = {
         let s = sim.sites[0].site.lock().unwrap();
@@ -334,7 +295,7 @@ fn the_simulator_serves_any_profile_from_its_physics() {
         "the simulated battery charges at 07:00: {power_kw}"
     );
 
-    let meter = read_unit(port, 3, "alt-meter", dir.path(), &[]);
+    let meter = read_device(port, 3, "alt-meter", Some(dir.path()), &[]);
     assert!(
         (value(&meter, "p_total") - grid_kw).abs() <= 0.001,
         "{meter} vs {grid_kw}"
@@ -350,7 +311,7 @@ fn the_simulator_serves_any_profile_from_its_physics() {
         "{meter}"
     );
 
-    let pcs = read_unit(port, 1, "alt-pcs", dir.path(), &[]);
+    let pcs = read_device(port, 1, "alt-pcs", Some(dir.path()), &[]);
     // Charge-positive on the wire: the simulator's -power, to f32's precision.
     assert!(
         (value(&pcs, "p_bat") + power_kw).abs() < 0.01,

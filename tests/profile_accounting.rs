@@ -11,19 +11,13 @@ use bessmon::acquire::profile::{Profile, ProfileCatalog, Role};
 use bessmon::sim::{self, SimProfiles, SiteParams};
 use jiff::civil::date;
 use serde_json::Value;
-use support::stepped::{local, Run};
+use support::stepped::{chongqing_params, local, Run};
 use support::*;
 
 fn chongqing() -> SiteParams {
     SiteParams {
-        tariff: Some(
-            bessmon::account::tariff::TariffCatalog::new(&[])
-                .load("cn-chongqing-ci-2025-02")
-                .unwrap()
-                .unwrap(),
-        ),
         counter_offset_wh: 77_777_777,
-        ..SiteParams::standard(0)
+        ..chongqing_params()
     }
 }
 

@@ -12,7 +12,7 @@ use bessmon::sim::{SimSite, SiteParams};
 use jiff::civil::date;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use support::stepped::{local, Run};
+use support::stepped::{chongqing_params, local, Run};
 use support::*;
 
 fn json(out: std::process::Output) -> Value {
@@ -33,18 +33,6 @@ fn february(cfg: &TestConfig, extra: &[&str]) -> std::process::Output {
 
 fn fen(v: &Value) -> i64 {
     (v.as_f64().unwrap() * 100.0).round() as i64
-}
-
-fn chongqing_params() -> SiteParams {
-    SiteParams {
-        tariff: Some(
-            bessmon::account::tariff::TariffCatalog::new(&[])
-                .load("cn-chongqing-ci-2025-02")
-                .unwrap()
-                .unwrap(),
-        ),
-        ..SiteParams::standard(0)
-    }
 }
 
 /// The meter's register for a flow's rate, in Wh as the register shows it (0.01 kWh).

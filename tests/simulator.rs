@@ -256,23 +256,9 @@ fn simulate_command_serves_sites_on_consecutive_ports() {
         .rsplit_once(':')
         .unwrap()
         .1
-        .to_string();
-    let out = Command::new(bin())
-        .args([
-            "read",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--unit",
-            "3",
-            "--profile",
-            "bessmon-sim-meter",
-        ])
-        .output()
+        .parse()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = read_device(port, 3, "bessmon-sim-meter", None, &[]);
     assert!(
         text.lines()
             .any(|l| l.starts_with("voltage_l1") && l.contains("230")),

@@ -33,29 +33,16 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sunspec_image.py")
 }
 
-/// A simulator presenting `profiles`, its clock frozen at 07:00 in Shanghai
-/// (charging in the valley), counters far from zero.
+/// A simulator presenting `profiles`, counters far from zero.
 fn simulator(
     rt: &tokio::runtime::Runtime,
     profiles: SimProfiles,
 ) -> (sim::Simulator, tokio_util::sync::CancellationToken) {
-    let clock = Arc::new(Freezable::at("2025-03-09T23:00:00Z".parse().unwrap()));
-    let cancel = tokio_util::sync::CancellationToken::new();
     let params = SiteParams {
         counter_offset_wh: 55_555_555,
         ..SiteParams::standard(0)
     };
-    let s = rt
-        .block_on(sim::start_with(
-            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            0,
-            vec![params],
-            clock,
-            cancel.clone(),
-            profiles,
-        ))
-        .unwrap();
-    (s, cancel)
+    frozen_simulator(rt, params, profiles)
 }
 
 fn discover(port: u16, unit: u8, file: &Path) -> String {
@@ -210,21 +197,7 @@ fn a_sunspec_profile_follows_its_models_when_new_firmware_moves_them() {
     let power = simulator.sites[0].site.lock().unwrap().state.power_kw;
     assert!(power < -100.0, "charging: {power}");
 
-    let out = cli(&[
-        "read",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--unit",
-        "1",
-        "--profile",
-        "acme-pcs",
-        "--profile-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}");
+    let text = read_device(port, 1, "acme-pcs", Some(dir.path()), &[]);
     assert!(
         text.contains("# SunSpec models 1, 124, 103, 701 from base 40000")
             && text.contains("the device's chain moves this profile's points"),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::read::{direct_transport, print_rows, read_once};
+use super::read::{print_rows, read_once, DeviceAddress};
 use super::{Failure, Outcome};
 use crate::acquire::plausibility::Limits;
 use crate::acquire::profile::Profile;
@@ -14,23 +14,8 @@ use crate::duration::parse_duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Device host (Modbus TCP).
-    #[arg(long, conflicts_with = "serial")]
-    pub host: Option<String>,
-    #[arg(long, default_value_t = 502)]
-    pub port: u16,
-    /// Frame as RTU over the TCP connection (serial gateways in transparent mode).
-    #[arg(long)]
-    pub rtu_over_tcp: bool,
-    /// Serial port for Modbus RTU.
-    #[arg(long)]
-    pub serial: Option<String>,
-    #[arg(long, default_value_t = 9600)]
-    pub baud: u32,
-    #[arg(long, default_value = "none", value_parser = ["none", "even", "odd"])]
-    pub parity: String,
-    #[arg(long, default_value_t = 1)]
-    pub unit: u8,
+    #[command(flatten)]
+    pub at: DeviceAddress,
     #[arg(long, default_value = "1s")]
     pub timeout: String,
     /// Write the profile here; its id is the file's stem (`profiles/acme-pcs.toml`: `acme-pcs`).
@@ -44,14 +29,8 @@ pub struct Args {
 pub async fn run(a: Args) -> Outcome {
     let timeout =
         parse_duration(&a.timeout).map_err(|m| Failure::input(format!("--timeout: {m}")))?;
-    let t = direct_transport(
-        a.host.as_deref(),
-        a.port,
-        a.rtu_over_tcp,
-        a.serial.as_deref(),
-        a.baud,
-        &a.parity,
-    )?;
+    let t = a.at.transport()?;
+    let unit = a.at.unit;
     let id = match &a.write_profile {
         Some(path) => path
             .file_stem()
@@ -67,15 +46,15 @@ pub async fn run(a: Args) -> Outcome {
         .map_err(|e| Failure::runtime(format!("{}: {e}", t.key())))?;
     let mut dev = sunspec::OverModbus {
         ctx: &mut ctx,
-        unit: a.unit,
+        unit,
         timeout,
         must_drop: false,
     };
     let chain = sunspec::walk(&mut dev)
         .await
-        .map_err(|m| Failure::runtime(format!("{} unit {}: {m}", t.key(), a.unit)))?;
+        .map_err(|m| Failure::runtime(format!("{} unit {}: {m}", t.key(), unit)))?;
     let who = identity(&mut dev, &chain).await;
-    print_chain(&t.key(), a.unit, &chain, &who);
+    print_chain(&t.key(), unit, &chain, &who);
     let text = generate::profile_toml(&id, &chain, &who);
     let source = a
         .write_profile
@@ -96,7 +75,7 @@ pub async fn run(a: Args) -> Outcome {
         .collect();
     println!("\nroles: {}", roles.join(", "));
     let mut rows = Vec::new();
-    let failures = read_once(&mut ctx, &t, a.unit, &profile, timeout, &mut rows).await?;
+    let failures = read_once(&mut ctx, &t, unit, &profile, timeout, &mut rows).await?;
     let limits = Limits {
         rated_kw: a.rated_kw,
         max_grid_kw: None,

@@ -13,10 +13,11 @@ use crate::acquire::transport::{self, exception_text, CallError};
 use crate::config::Transport;
 use crate::duration::parse_duration;
 
+/// A device named on the command line: TCP, RTU over TCP, or a serial port.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct DeviceAddress {
     /// Device host (Modbus TCP).
-    #[arg(long, conflicts_with_all = ["config", "serial"])]
+    #[arg(long, conflicts_with = "serial")]
     pub host: Option<String>,
     #[arg(long, default_value_t = 502)]
     pub port: u16,
@@ -32,13 +33,19 @@ pub struct Args {
     pub parity: String,
     #[arg(long, default_value_t = 1)]
     pub unit: u8,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub at: DeviceAddress,
     /// Profile id (bundled, or in --profile-dir).
     #[arg(long)]
     pub profile: Option<String>,
     #[arg(long)]
     pub profile_dir: Vec<PathBuf>,
     /// Or take everything from a config file and a device SITE/DEVICE.
-    #[arg(short = 'c', long = "config", requires = "device")]
+    #[arg(short = 'c', long = "config", requires = "device", conflicts_with_all = ["host", "serial"])]
     pub config: Option<PathBuf>,
     #[arg(long)]
     pub device: Option<String>,
@@ -110,15 +117,8 @@ pub async fn run(a: Args) -> Outcome {
             }
             Some(Ok(p)) => p,
         };
-        let transport = direct_transport(
-            a.host.as_deref(),
-            a.port,
-            a.rtu_over_tcp,
-            a.serial.as_deref(),
-            a.baud,
-            &a.parity,
-        )?;
-        (transport, a.unit, profile, timeout)
+        let transport = a.at.transport()?;
+        (transport, a.at.unit, profile, timeout)
     };
 
     let mut ctx = transport::connect(&transport, timeout.max(Duration::from_secs(1)))
@@ -264,42 +264,37 @@ pub(super) async fn read_once(
     Ok(failures)
 }
 
-/// A transport from the command line's device address.
-pub(super) fn direct_transport(
-    host: Option<&str>,
-    port: u16,
-    rtu_over_tcp: bool,
-    serial: Option<&str>,
-    baud: u32,
-    parity: &str,
-) -> Result<Transport, Failure> {
-    Ok(match (host, serial) {
-        (Some(host), _) if rtu_over_tcp => Transport::RtuOverTcp {
-            host: host.to_string(),
-            port,
-            close_after_poll: false,
-            pause: None,
-        },
-        (Some(host), _) => Transport::Tcp {
-            host: host.to_string(),
-            port,
-            close_after_poll: false,
-            pause: None,
-        },
-        (None, Some(path)) => Transport::Rtu {
-            path: path.to_string(),
-            baud,
-            parity: Parity::parse(parity).unwrap_or_default(),
-            stop_bits: 1,
-            data_bits: 8,
-            pause: None,
-        },
-        (None, None) => {
-            return Err(Failure::input(
-                "give --host, --serial, or -c FILE --device SITE/DEVICE",
-            ))
-        }
-    })
+impl DeviceAddress {
+    /// The transport the command line names.
+    pub(super) fn transport(&self) -> Result<Transport, Failure> {
+        Ok(match (&self.host, &self.serial) {
+            (Some(host), _) if self.rtu_over_tcp => Transport::RtuOverTcp {
+                host: host.clone(),
+                port: self.port,
+                close_after_poll: false,
+                pause: None,
+            },
+            (Some(host), _) => Transport::Tcp {
+                host: host.clone(),
+                port: self.port,
+                close_after_poll: false,
+                pause: None,
+            },
+            (None, Some(path)) => Transport::Rtu {
+                path: path.clone(),
+                baud: self.baud,
+                parity: Parity::parse(&self.parity).unwrap_or_default(),
+                stop_bits: 1,
+                data_bits: 8,
+                pause: None,
+            },
+            (None, None) => {
+                return Err(Failure::input(
+                    "give --host, --serial, or -c FILE --device SITE/DEVICE",
+                ))
+            }
+        })
+    }
 }
 
 /// A `sunspec = true` profile moved to where this device's chain puts its models.

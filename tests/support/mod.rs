@@ -1117,3 +1117,61 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// `bessmon read` of `unit` at the simulator (or any device) on `port`, with
+/// profiles from `dir` besides the bundled ones; its standard output.
+pub fn read_device(
+    port: u16,
+    unit: u8,
+    profile: &str,
+    dir: Option<&Path>,
+    extra: &[&str],
+) -> String {
+    let (port, unit) = (port.to_string(), unit.to_string());
+    let mut args = vec![
+        "read",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--unit",
+        &unit,
+        "--profile",
+        profile,
+    ];
+    let dir = dir.map(|d| d.to_str().unwrap().to_string());
+    if let Some(d) = &dir {
+        args.extend(["--profile-dir", d.as_str()]);
+    }
+    args.extend_from_slice(extra);
+    let out = cli(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "read {profile} unit {unit}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// A simulator presenting `profiles` for one site, its clock frozen at 07:00
+/// in Shanghai on 2025-03-10 (charging in the valley). Cancel the token to stop it.
+pub fn frozen_simulator(
+    rt: &tokio::runtime::Runtime,
+    params: bessmon::sim::SiteParams,
+    profiles: bessmon::sim::SimProfiles,
+) -> (bessmon::sim::Simulator, CancellationToken) {
+    let clock = Arc::new(Freezable::at("2025-03-09T23:00:00Z".parse().unwrap()));
+    let cancel = CancellationToken::new();
+    let s = rt
+        .block_on(bessmon::sim::start_with(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            0,
+            vec![params],
+            clock,
+            cancel.clone(),
+            profiles,
+        ))
+        .unwrap();
+    (s, cancel)
+}

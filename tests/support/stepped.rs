@@ -41,6 +41,19 @@ pub struct Run {
     pub once: u64,
 }
 
+/// The simulator's standard site, scheduled by the Chongqing tariff.
+pub fn chongqing_params() -> SiteParams {
+    SiteParams {
+        tariff: Some(
+            bessmon::account::tariff::TariffCatalog::new(&[])
+                .load("cn-chongqing-ci-2025-02")
+                .unwrap()
+                .unwrap(),
+        ),
+        ..SiteParams::standard(0)
+    }
+}
+
 pub fn local(tz: &jiff::tz::TimeZone, d: Date, h: i8, m: i8) -> Timestamp {
     DateTime::from_parts(d, jiff::civil::time(h, m, 0, 0))
         .to_zoned(tz.clone())
