@@ -287,13 +287,11 @@ fn reference_spec() -> serde_json::Value {
     })
 }
 
-#[test]
-fn pysunspec2_reads_every_point_bessmon_maps_as_bessmon_does() {
-    let py = venv_python();
-    let dir = tempfile::tempdir().unwrap();
-    let spec_path = dir.path().join("spec.json");
+/// The reference device's register map, built by pysunspec2, for pymodbus_server.py.
+fn reference_image(dir: &Path) -> serde_json::Value {
+    let spec_path = dir.join("spec.json");
     std::fs::write(&spec_path, reference_spec().to_string()).unwrap();
-    let built = std::process::Command::new(&py)
+    let built = std::process::Command::new(venv_python())
         .arg(script())
         .args(["build", spec_path.to_str().unwrap()])
         .output()
@@ -303,8 +301,51 @@ fn pysunspec2_reads_every_point_bessmon_maps_as_bessmon_does() {
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let map: serde_json::Value = serde_json::from_slice(&built.stdout).unwrap();
-    let server = PyModbus::start(map);
+    serde_json::from_slice(&built.stdout).unwrap()
+}
+
+#[test]
+fn discover_finds_a_sunspec_device_on_a_serial_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = PtyPair::start();
+    let mut map = reference_image(dir.path());
+    map["mode"] = "rtu".into();
+    map["serial"] = pty.a.display().to_string().into();
+    map["baud"] = 38400.into();
+    let _server = PyModbus::start(map);
+    let file = dir.path().join("rtu-device.toml");
+    let out = cli(&[
+        "discover",
+        "--serial",
+        pty.b.to_str().unwrap(),
+        "--baud",
+        "38400",
+        "--unit",
+        "1",
+        "--write-profile",
+        file.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("SunSpec marker at 40000; ACME Energy PCS-1000")
+            && text.contains("   802 ")
+            && text.contains("battery_power = der_measure_ac_w"),
+        "{text}"
+    );
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains("id = \"rtu-device\"") && written.contains("sunspec = true"));
+}
+
+#[test]
+fn pysunspec2_reads_every_point_bessmon_maps_as_bessmon_does() {
+    let py = venv_python();
+    let dir = tempfile::tempdir().unwrap();
+    let server = PyModbus::start(reference_image(dir.path()));
 
     let text = discover(server.port, 1, &dir.path().join("reference.toml"));
     assert!(
