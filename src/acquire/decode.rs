@@ -108,7 +108,7 @@ pub fn decode_words(p: &Point, words: &[u16], sf: Option<Option<i16>>) -> Decode
         DataType::I16 => raw as u16 as i16 as f64,
         DataType::I32 => raw as u32 as i32 as f64,
         DataType::I64 => raw as i64 as f64,
-        DataType::F32 => f32::from_bits(raw as u32) as f64,
+        DataType::F32 => f32_decimal(f32::from_bits(raw as u32)),
         DataType::F64 => f64::from_bits(raw),
         DataType::Bool | DataType::String => unreachable!("handled above"),
     };
@@ -137,6 +137,19 @@ pub fn decode_words(p: &Point, words: &[u16], sf: Option<Option<i16>>) -> Decode
         raw,
         valid,
     }
+}
+
+/// An f32 as the decimal its device meant: the shortest digits that read
+/// back as the same f32. Widened bit for bit, 2401.7507 would be published as
+/// 2401.750732421875, digits the register never held.
+fn f32_decimal(x: f32) -> f64 {
+    if !x.is_finite() {
+        return x as f64;
+    }
+    ryu::Buffer::new()
+        .format_finite(x)
+        .parse()
+        .unwrap_or(x as f64)
 }
 
 /// The raw scale-factor exponent, or None when the device says "not implemented".
@@ -284,8 +297,10 @@ mod tests {
 
     #[test]
     fn floats() {
-        // 123.456f32 = 0x42F6E979
-        let f = 123.456f32 as f64;
+        // 123.456f32 = 0x42F6E979: read as the decimal the device meant, not
+        // as the f32 widened bit for bit (123.45600128173828).
+        let f = 123.456;
+        assert_ne!(123.456f32 as f64, f);
         assert_eq!(
             num(&point(DataType::F32, Order::ABCD), &[0x42F6, 0xE979]),
             f
@@ -302,6 +317,15 @@ mod tests {
             num(&point(DataType::F32, Order::DCBA), &[0x79E9, 0xF642]),
             f
         );
+        let scaled = |scale: f64, w: [u16; 2]| {
+            let mut p = point(DataType::F32, Order::ABCD);
+            p.scale = scale;
+            num(&p, &w)
+        };
+        // 2401.7507 A and 682497.4 W (read as kW): the digits sent, and no more.
+        let bits = |x: f32| [(x.to_bits() >> 16) as u16, x.to_bits() as u16];
+        assert_eq!(scaled(1.0, bits(2401.7507)).to_string(), "2401.7507");
+        assert_eq!(scaled(0.001, bits(682497.4)).to_string(), "682.4974");
         // -1.5f64 = 0xBFF8000000000000
         let w = [0xBFF8, 0, 0, 0];
         assert_eq!(num(&point(DataType::F64, Order::ABCD), &w), -1.5);

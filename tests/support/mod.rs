@@ -366,8 +366,8 @@ pub fn assert_all_types(s: &Sample) {
     assert_eq!(num(s, "u32_cdab"), 305_419_896.0);
     assert_eq!(num(s, "i32_badc"), 305_419_896.0);
     assert_eq!(num(s, "i32_dcba"), -2.0);
-    assert_eq!(num(s, "f32_abcd"), 123.456f32 as f64);
-    assert_eq!(num(s, "f32_cdab"), 123.456f32 as f64);
+    assert_eq!(num(s, "f32_abcd"), 123.456);
+    assert_eq!(num(s, "f32_cdab"), 123.456);
     assert_eq!(num(s, "f64_abcd"), -1.5);
     assert_eq!(num(s, "u64_dcba"), 0x0001_0002_0003_0004u64 as f64);
     assert_eq!(num(s, "i64_cdab"), -3.0);
