@@ -129,9 +129,8 @@ impl Outbox {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch: Vec<(&str, Record)> =
-            self.pending.iter().map(|(s, r)| (*s, r.clone())).collect();
-        if let Err(e) = spool.append(&batch) {
+        // The queue itself is the batch: no record is copied to be written.
+        if let Err(e) = spool.append(self.pending.make_contiguous()) {
             self.retry_at = Some(std::time::Instant::now() + self.backoff.next_delay());
             return Err(e);
         }

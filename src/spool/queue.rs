@@ -40,13 +40,20 @@ impl Record {
     /// The bytes stored for this record: `at_ms` (i64, big-endian), the key's
     /// length (u32, big-endian), the key, then the payload.
     pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.encode_into(&mut v);
+        v
+    }
+
+    /// As `encode`, into `v` (cleared first), so one buffer serves a batch.
+    pub fn encode_into(&self, v: &mut Vec<u8>) {
         let key = self.key.as_bytes();
-        let mut v = Vec::with_capacity(12 + key.len() + self.payload.len());
+        v.clear();
+        v.reserve(12 + key.len() + self.payload.len());
         v.extend_from_slice(&self.at_ms.to_be_bytes());
         v.extend_from_slice(&(key.len() as u32).to_be_bytes());
         v.extend_from_slice(key);
         v.extend_from_slice(&self.payload);
-        v
     }
 
     /// `None` for bytes that are not a record (a damaged file): the reader
@@ -240,33 +247,37 @@ impl Spool {
             let txn = db.begin_write().map_err(|e| self.fail(e))?;
             {
                 let mut sinks: Vec<&str> = Vec::new();
-                for (sink, rec) in batch {
-                    let name = table(sink);
-                    let mut t = txn
-                        .open_table(TableDefinition::<u64, &[u8]>::new(&name))
-                        .map_err(|e| self.fail(e))?;
-                    let s = stats.entry(sink.to_string()).or_default();
-                    let bytes = rec.encode();
-                    t.insert(s.next_seq, bytes.as_slice())
-                        .map_err(|e| self.fail(e))?;
-                    if s.count == 0 {
-                        s.first_seq = s.next_seq;
-                        s.oldest_ms = Some(rec.at_ms);
-                    }
-                    s.next_seq += 1;
-                    s.count += 1;
-                    s.bytes += bytes.len() as u64;
+                for (sink, _) in batch {
                     if !sinks.contains(sink) {
                         sinks.push(sink);
                     }
                 }
                 let newest = batch.iter().map(|(_, r)| r.at_ms).max().unwrap_or(0);
+                // One table handle and one stats entry per sink, one buffer
+                // for every record: opening a table per record cost more than
+                // writing it.
+                let mut bytes = Vec::new();
                 for sink in sinks {
                     let name = table(sink);
                     let mut t = txn
                         .open_table(TableDefinition::<u64, &[u8]>::new(&name))
                         .map_err(|e| self.fail(e))?;
-                    let s = stats.get_mut(sink).expect("inserted above");
+                    let s = match stats.get_mut(sink) {
+                        Some(s) => s,
+                        None => stats.entry(sink.to_string()).or_default(),
+                    };
+                    for (_, rec) in batch.iter().filter(|(k, _)| *k == sink) {
+                        rec.encode_into(&mut bytes);
+                        t.insert(s.next_seq, bytes.as_slice())
+                            .map_err(|e| self.fail(e))?;
+                        if s.count == 0 {
+                            s.first_seq = s.next_seq;
+                            s.oldest_ms = Some(rec.at_ms);
+                        }
+                        s.next_seq += 1;
+                        s.count += 1;
+                        s.bytes += bytes.len() as u64;
+                    }
                     let cutoff = newest - self.limits.max_age.as_millis() as i64;
                     while s.count > 0
                         && (s.bytes > self.limits.max_bytes

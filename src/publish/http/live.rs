@@ -17,8 +17,68 @@ pub struct DeviceLive {
     pub last_poll: Option<String>,
     pub poll_ms: f64,
     pub errors: Vec<String>,
-    pub values: BTreeMap<String, f64>,
+    pub values: Values,
     pub invalid: Vec<String>,
+}
+
+/// A device's latest value of each point, in the profile's order, shown as a
+/// JSON object. Updated in place by point index: every poll of every device
+/// passes through here, and a map keyed by name cost a string comparison per
+/// value per level of the tree.
+#[derive(Debug, Clone, Default)]
+pub struct Values {
+    list: Vec<(Arc<str>, f64)>,
+    /// Point index to position in `list` (`usize::MAX`: not seen yet).
+    slot: Vec<usize>,
+    /// The profile the slots are for: a reload or a SunSpec resolution that
+    /// gives the device another profile starts the list again.
+    profile: Option<std::sync::Weak<crate::acquire::profile::Profile>>,
+}
+
+impl Values {
+    fn set(&mut self, profile: &Arc<crate::acquire::profile::Profile>, point: usize, v: f64) {
+        if !self
+            .profile
+            .as_ref()
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(profile)))
+        {
+            self.list.clear();
+            self.slot = vec![usize::MAX; profile.points.len()];
+            self.profile = Some(Arc::downgrade(profile));
+        }
+        let Some(at) = self.slot.get_mut(point) else {
+            return;
+        };
+        if *at == usize::MAX {
+            *at = self.list.len();
+            self.list.push((profile.points[point].name.clone(), v));
+        } else {
+            self.list[*at].1 = v;
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.list.iter().find(|(n, _)| &**n == name).map(|(_, v)| *v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+impl Serialize for Values {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.list.len()))?;
+        for (k, v) in &self.list {
+            m.serialize_entry(&**k, v)?;
+        }
+        m.end()
+    }
 }
 
 /// The band and price in force now, and until when, as the API shows them.
@@ -115,7 +175,8 @@ pub struct Live {
     /// The config is loaded and every site has been polled once.
     pub ready: bool,
     pub sites: BTreeMap<String, SiteLive>,
-    pub devices: BTreeMap<(String, String), DeviceMetrics>,
+    /// Keyed by the samples' own names: counting a poll allocates nothing.
+    pub devices: BTreeMap<(Arc<str>, Arc<str>), DeviceMetrics>,
     /// Per site, counts in the order of [`ANOMALY_KINDS`].
     pub anomalies: BTreeMap<String, [u64; 8]>,
 }
@@ -178,8 +239,8 @@ impl Live {
             .filter(|((s, d), _)| {
                 fresh
                     .sites
-                    .get(s)
-                    .is_some_and(|x| x.devices.contains_key(d))
+                    .get(&**s)
+                    .is_some_and(|x| x.devices.contains_key(&**d))
             })
             .collect();
         fresh.anomalies = std::mem::take(&mut self.anomalies)
@@ -194,18 +255,18 @@ impl Live {
     }
 
     pub fn on_sample(&mut self, s: &Sample) {
-        let (site, device) = (s.device.site.to_string(), s.device.device.to_string());
+        let (site, device) = (&*s.device.site, &*s.device.device);
         // A sample already queued from a device a reload removed.
         if !self
             .sites
-            .get(&site)
-            .is_some_and(|x| x.devices.contains_key(&device))
+            .get(site)
+            .is_some_and(|x| x.devices.contains_key(device))
         {
             return;
         }
         let m = self
             .devices
-            .entry((site.clone(), device.clone()))
+            .entry((s.device.site.clone(), s.device.device.clone()))
             .or_default();
         m.polls += 1;
         m.requests += s.requests as u64;
@@ -223,14 +284,19 @@ impl Live {
                 m.buckets[i] += 1;
             }
         }
-        let Some(sl) = self.sites.get_mut(&site) else {
+        let Some(sl) = self.sites.get_mut(site) else {
             return;
         };
-        let d = sl.devices.entry(device).or_default();
+        let Some(d) = sl.devices.get_mut(device) else {
+            return;
+        };
         d.online = s.online;
-        d.last_poll = Some(crate::timefmt::rfc3339(s.at));
+        let stamp = d.last_poll.get_or_insert_with(String::new);
+        stamp.clear();
+        crate::timefmt::write_rfc3339(stamp, s.at);
         d.poll_ms = secs * 1000.0;
-        d.errors = s.errors.iter().map(|e| e.to_string()).collect();
+        d.errors.clear();
+        d.errors.extend(s.errors.iter().map(|e| e.to_string()));
         if s.online {
             let profile = &s.device.profile;
             // Updated in place: after the first poll no name is allocated again.
@@ -238,12 +304,7 @@ impl Live {
             for r in &s.readings {
                 let p = &profile.points[r.point];
                 let Some(v) = r.value.as_f64() else { continue };
-                match d.values.get_mut(&*p.name) {
-                    Some(slot) => *slot = v,
-                    None => {
-                        d.values.insert(p.name.to_string(), v);
-                    }
-                }
+                d.values.set(profile, r.point, v);
                 if !r.valid {
                     d.invalid.push(p.name.to_string());
                     continue;

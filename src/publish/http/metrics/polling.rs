@@ -29,7 +29,7 @@ pub fn write(t: &mut Text, live: &Live) {
         "Time to poll a device, all its requests.",
     );
     for ((site, dev), m) in &live.devices {
-        let l = [("site", site.as_str()), ("device", dev.as_str())];
+        let l = [("site", &**site), ("device", &**dev)];
         for (b, c) in BUCKETS.iter().zip(m.buckets.iter()) {
             let le = b.to_string();
             t.sample(
