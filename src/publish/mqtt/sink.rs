@@ -246,19 +246,24 @@ impl MqttSink {
                         more = b.len() == room;
                         for (seq, r) in b {
                             let qos = qos(self.settings.qos);
-                            let (topic, payload) = (r.key.clone(), r.payload.clone());
+                            // Noted before it is handed over (a refused one is read
+                            // again and noted again): a topic seen before keeps its
+                            // buffer, so steady state copies the payload and nothing else.
+                            // An empty retained payload deletes the topic.
+                            if r.payload.is_empty() {
+                                latest.remove(&r.key);
+                            } else if let Some(p) = latest.get_mut(&r.key) {
+                                p.clear();
+                                p.extend_from_slice(&r.payload);
+                            } else {
+                                latest.insert(r.key.clone(), r.payload.clone());
+                            }
                             let accepted = acks.publish(Some(seq), || {
                                 client.try_publish(r.key, qos, true, r.payload).is_ok()
                             });
                             if !accepted {
                                 more = true;
                                 break;
-                            }
-                            // An empty retained payload deletes the topic.
-                            if payload.is_empty() {
-                                latest.remove(&topic);
-                            } else {
-                                latest.insert(topic, payload);
                             }
                             next = seq + 1;
                         }
