@@ -58,7 +58,10 @@ impl Values {
     }
 
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.list.iter().find(|(n, _)| &**n == name).map(|(_, v)| *v)
+        self.list
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| *v)
     }
 
     pub fn len(&self) -> usize {
