@@ -308,3 +308,41 @@ async fn close_after_poll_opens_one_connection_per_poll() {
     );
     cancel.cancel();
 }
+
+/// `simulate --load`: a generic register server for load tests, read by
+/// mbpoll at any unit id; each register is its address x 31 plus the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_server_answers_any_unit_and_address() {
+    let clock = Arc::new(ManualClock::new(noon()));
+    let cancel = CancellationToken::new();
+    let s = sim::start_with(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        0,
+        vec![SiteParams::standard(0)],
+        clock.clone(),
+        cancel.clone(),
+        sim::SimProfiles {
+            generic: true,
+            ..sim::SimProfiles::bundled()
+        },
+    )
+    .await
+    .unwrap();
+    let port = s.addrs[0].port();
+    let second = noon().as_second() as u32;
+    for unit in [1u8, 77, 247] {
+        let words = mbpoll(port, unit, "4", 20).await;
+        let expect: Vec<u16> = (0..20u32)
+            .map(|a| a.wrapping_mul(31).wrapping_add(second) as u16)
+            .collect();
+        assert_eq!(words, expect, "unit {unit}");
+    }
+    clock.advance(jiff::SignedDuration::from_secs(1));
+    let later = mbpoll(port, 9, "3", 4).await;
+    assert_eq!(
+        later[0],
+        second.wrapping_add(1) as u16,
+        "values move with the clock"
+    );
+    cancel.cancel();
+}

@@ -68,6 +68,11 @@ pub struct Args {
     /// 1, 802, 713; 1, 203 from base 40000), for `discover` and SunSpec profiles.
     #[arg(long)]
     pub sunspec: bool,
+    /// A generic register server for load tests of any collector: every unit
+    /// id answers every address of every table, each register a function of
+    /// its address and the second. No physics, no device image per request.
+    #[arg(long, conflicts_with_all = ["sunspec", "profile"])]
+    pub load: bool,
 }
 
 /// The simulator's profiles with `--profile unit=ID` choices applied.
@@ -164,7 +169,10 @@ pub async fn run(a: Args) -> Outcome {
         params,
         clock,
         cancel.clone(),
-        profiles(&a.profile, &a.profile_dir, a.sunspec)?,
+        sim::SimProfiles {
+            generic: a.load,
+            ..profiles(&a.profile, &a.profile_dir, a.sunspec)?
+        },
     )
     .await
     .map_err(|e| Failure::runtime(e.to_string()))?;

@@ -29,6 +29,9 @@ pub struct SimProfiles {
     pub pcs: Arc<Profile>,
     pub bms: Arc<Profile>,
     pub meter: Arc<Profile>,
+    /// A generic register server instead (`simulate --load`): every unit id
+    /// answers every address, for load tests of any collector.
+    pub generic: bool,
 }
 
 impl SimProfiles {
@@ -59,6 +62,7 @@ impl SimProfiles {
             pcs: load("bessmon-sim-pcs"),
             bms: load("bessmon-sim-bms"),
             meter: load("bessmon-sim-meter"),
+            generic: false,
         }
     }
 }
@@ -208,6 +212,9 @@ impl SimSite {
         if count == 0 || count > table.protocol_max() {
             return Err(ExceptionCode::IllegalDataValue);
         }
+        if self.profiles.generic {
+            return generic(table, addr, count, self.clock.now().as_second());
+        }
         let img = self.image(unit).ok_or(ExceptionCode::GatewayTargetDevice)?;
         let range = addr as usize..addr as usize + count as usize;
         if table.is_bits() {
@@ -238,6 +245,30 @@ impl SimSite {
             Response::ReadHoldingRegisters(words)
         }))
     }
+}
+
+/// The generic register server's reply: every register a function of its
+/// address and the second, so a collector decodes changing values without
+/// the simulator building a device image per request.
+fn generic(table: Table, addr: u16, count: u16, second: i64) -> Reply {
+    if addr as u32 + count as u32 > 65536 {
+        return Err(ExceptionCode::IllegalDataAddress);
+    }
+    let at = |i: u16| {
+        (addr as u32 + i as u32)
+            .wrapping_mul(31)
+            .wrapping_add(second as u32)
+    };
+    Ok(Some(match table {
+        Table::Coil => Response::ReadCoils((0..count).map(|i| at(i) % 2 == 0).collect()),
+        Table::Discrete => {
+            Response::ReadDiscreteInputs((0..count).map(|i| at(i) % 2 == 0).collect())
+        }
+        Table::Input => Response::ReadInputRegisters((0..count).map(|i| at(i) as u16).collect()),
+        Table::Holding => {
+            Response::ReadHoldingRegisters((0..count).map(|i| at(i) as u16).collect())
+        }
+    }))
 }
 
 type Reply = Result<Option<Response>, ExceptionCode>;

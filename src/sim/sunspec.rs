@@ -40,6 +40,7 @@ impl SimProfiles {
             pcs: profile("sunspec-sim-pcs", &[1, 103, 701], "sim-pcs"),
             bms: profile("sunspec-sim-bms", &[1, 802, 713], "sim-bms"),
             meter: profile("sunspec-sim-meter", &[1, 203], "sim-meter"),
+            generic: false,
         }
     }
 }
