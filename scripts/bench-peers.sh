@@ -9,6 +9,7 @@
 #
 #   bash scripts/bench-peers.sh [DEVICES ...]     (default: 1000 4000)
 #   WINDOW=30 WARMUP=15 bash scripts/bench-peers.sh 1000
+#   PEERS=bessmon BESSMON=/path/to/bessmon bash scripts/bench-peers.sh 4000   (one build alone)
 #
 # Needs node and npm (the npm registry), mosquitto and mosquitto_sub, and a
 # release build of bessmon (built if missing). Node-RED is installed with
@@ -18,14 +19,18 @@ set -euo pipefail
 
 NODE_RED_VERSION=4.1.8
 MODBUS_VERSION=5.23.3 # the newest whose dependencies install from the npm registry
+PEERS=${PEERS:-node-red,bessmon}
 WINDOW=${WINDOW:-30}
 WARMUP=${WARMUP:-15}
 PER_CONNECTION=200 # unit ids per Modbus TCP connection (at most 247)
 if [ $# -gt 0 ]; then sizes=("$@"); else sizes=(1000 4000); fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$root/target/release/bessmon
-[ -x "$bin" ] || (cd "$root" && cargo build --release)
+# The load server is always this tree's build; the collector may be another
+# (BESSMON=path) so two builds can be compared on the same load.
+load_bin=$root/target/release/bessmon
+[ -x "$load_bin" ] || (cd "$root" && cargo build --release)
+bin=${BESSMON:-$load_bin}
 nr=$root/target/bench-peers
 work=$(mktemp -d)
 pids=()
@@ -51,7 +56,7 @@ wait_port() { # PORT WHAT
   exit 2
 }
 
-if [ ! -x "$nr/node_modules/node-red/red.js" ] || [ ! -d "$nr/node_modules/node-red-contrib-modbus" ]; then
+if [[ $PEERS == *node-red* ]] && [ ! -x "$nr/node_modules/node-red/red.js" ] || [ ! -d "$nr/node_modules/node-red-contrib-modbus" ]; then
   echo "installing node-red@$NODE_RED_VERSION and node-red-contrib-modbus@$MODBUS_VERSION into $nr" >&2
   mkdir -p "$nr"
   npm install --prefix "$nr" --ignore-scripts --no-audit --no-fund --loglevel=error \
@@ -90,14 +95,16 @@ for d in "${sizes[@]}"; do
   conns=$(((d + PER_CONNECTION - 1) / PER_CONNECTION))
   base=$(free_port)
   # Site k of the load server listens on base + k.
-  "$bin" simulate --load --listen "127.0.0.1:$base" --sites "$conns" >"$work/load-$d.log" 2>&1 &
+  "$load_bin" simulate --load --listen "127.0.0.1:$base" --sites "$conns" >"$work/load-$d.log" 2>&1 &
   load_pid=$!
   pids+=($load_pid)
   for k in $(seq 0 $((conns - 1))); do wait_port $((base + k)) "the load server"; done
 
-  # Node-RED: one modbus-client per connection, one modbus-read per device,
-  # one shared mqtt out (QoS 0, as such flows are written).
-  python3 - "$d" "$PER_CONNECTION" "$base" "$mqtt_port" >"$work/flows-$d.json" <<'EOF'
+  nr_cpu=- nr_us=- nr_polls=- nr_rss=- nr_peak=-
+  if [[ $PEERS == *node-red* ]]; then
+    # Node-RED: one modbus-client per connection, one modbus-read per device,
+    # one shared mqtt out (QoS 0, as such flows are written).
+    python3 - "$d" "$PER_CONNECTION" "$base" "$mqtt_port" >"$work/flows-$d.json" <<'EOF'
 import json, sys
 d, per, base, mqtt = map(int, sys.argv[1:])
 nodes = [{"id": "tab", "type": "tab", "label": "load"},
@@ -129,18 +136,19 @@ for i in range(d):
                   "x": 200, "y": 100 + i, "wires": [["out"], []]})
 print(json.dumps(nodes))
 EOF
-  mkdir -p "$work/nr-user-$d"
-  ln -sfn "$nr/node_modules" "$work/nr-user-$d/node_modules"
-  mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -t 'nr/#' >"$work/nr-$d.count" &
-  sub_pid=$!
-  pids+=($sub_pid)
-  node "$nr/node_modules/node-red/red.js" --userDir "$work/nr-user-$d" --port "$(free_port)" \
-    "$work/flows-$d.json" >"$work/nr-$d.log" 2>&1 &
-  nr_pid=$!
-  pids+=($nr_pid)
-  read -r nr_cpu nr_us nr_polls nr_rss nr_peak < <(measure "$nr_pid" "$work/nr-$d.count")
-  kill "$nr_pid" "$sub_pid"
-  wait "$nr_pid" 2>/dev/null || true
+    mkdir -p "$work/nr-user-$d"
+    ln -sfn "$nr/node_modules" "$work/nr-user-$d/node_modules"
+    mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -t 'nr/#' >"$work/nr-$d.count" &
+    sub_pid=$!
+    pids+=($sub_pid)
+    node "$nr/node_modules/node-red/red.js" --userDir "$work/nr-user-$d" --port "$(free_port)" \
+      "$work/flows-$d.json" >"$work/nr-$d.log" 2>&1 &
+    nr_pid=$!
+    pids+=($nr_pid)
+    read -r nr_cpu nr_us nr_polls nr_rss nr_peak < <(measure "$nr_pid" "$work/nr-$d.count")
+    kill "$nr_pid" "$sub_pid"
+    wait "$nr_pid" 2>/dev/null || true
+  fi
 
   # bessmon: the same devices, a profile of 20 holding registers, every poll
   # through accounting, the durable spool and QoS 1 to the same broker.
@@ -176,7 +184,7 @@ EOF
   kill "$bm_pid" "$sub_pid" "$load_pid"
   wait "$bm_pid" 2>/dev/null || true
 
-  ratio() { python3 -c "print(f'{$1 / max($2, 1e-9):.1f}x')"; }
+  ratio() { [ "$1" = - ] && echo - || python3 -c "print(f'{$1 / max($2, 1e-9):.1f}x')"; }
   results+=("| $d | $nr_us us ($nr_cpu %, $nr_polls polls/s) | $bm_us us ($bm_cpu %, $bm_polls polls/s) | $(ratio "$nr_us" "$bm_us") | $nr_rss ($nr_peak) MB | $bm_rss ($bm_peak) MB | $(ratio "$nr_peak" "$bm_peak") |")
 done
 

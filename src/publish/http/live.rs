@@ -1,6 +1,6 @@
 //! What the HTTP side shows: the latest state of every site and device, kept
 //! current by the daemon loop, plus the counters `/metrics` renders.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -178,8 +178,9 @@ pub struct Live {
     /// The config is loaded and every site has been polled once.
     pub ready: bool,
     pub sites: BTreeMap<String, SiteLive>,
-    /// Keyed by the samples' own names: counting a poll allocates nothing.
-    pub devices: BTreeMap<(Arc<str>, Arc<str>), DeviceMetrics>,
+    /// Keyed by the samples' own names, hashed: counting a poll allocates
+    /// nothing and compares no strings down a tree. `/metrics` sorts them.
+    pub devices: HashMap<(Arc<str>, Arc<str>), DeviceMetrics>,
     /// Per site, counts in the order of [`ANOMALY_KINDS`].
     pub anomalies: BTreeMap<String, [u64; 8]>,
 }
@@ -257,16 +258,22 @@ impl Live {
         *self = fresh;
     }
 
+    /// Every device's counters, by site and device name (for `/metrics`).
+    pub fn device_metrics(&self) -> Vec<(&Arc<str>, &Arc<str>, &DeviceMetrics)> {
+        let mut v: Vec<_> = self.devices.iter().map(|((s, d), m)| (s, d, m)).collect();
+        v.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        v
+    }
+
     pub fn on_sample(&mut self, s: &Sample) {
         let (site, device) = (&*s.device.site, &*s.device.device);
         // A sample already queued from a device a reload removed.
-        if !self
-            .sites
-            .get(site)
-            .is_some_and(|x| x.devices.contains_key(device))
-        {
+        let Some(sl) = self.sites.get_mut(site) else {
             return;
-        }
+        };
+        let Some(d) = sl.devices.get_mut(device) else {
+            return;
+        };
         let m = self
             .devices
             .entry((s.device.site.clone(), s.device.device.clone()))
@@ -287,12 +294,6 @@ impl Live {
                 m.buckets[i] += 1;
             }
         }
-        let Some(sl) = self.sites.get_mut(site) else {
-            return;
-        };
-        let Some(d) = sl.devices.get_mut(device) else {
-            return;
-        };
         d.online = s.online;
         let stamp = d.last_poll.get_or_insert_with(String::new);
         stamp.clear();

@@ -28,7 +28,7 @@ pub fn write(t: &mut Text, live: &Live) {
         "histogram",
         "Time to poll a device, all its requests.",
     );
-    for ((site, dev), m) in &live.devices {
+    for (site, dev, m) in live.device_metrics() {
         let l = [("site", &**site), ("device", &**dev)];
         for (b, c) in BUCKETS.iter().zip(m.buckets.iter()) {
             let le = b.to_string();
@@ -51,7 +51,7 @@ pub fn write(t: &mut Text, live: &Live) {
         "counter",
         "Failed requests by kind: timeout, exception, transport, decode.",
     );
-    for ((site, dev), m) in &live.devices {
+    for (site, dev, m) in live.device_metrics() {
         for (k, c) in KINDS.iter().zip(m.errors.iter()) {
             t.sample(
                 "bessmon_poll_errors_total",
@@ -74,7 +74,7 @@ pub fn write(t: &mut Text, live: &Live) {
     ];
     for (name, help, f) in counters {
         t.family(name, "counter", help);
-        for ((site, dev), m) in &live.devices {
+        for (site, dev, m) in live.device_metrics() {
             t.sample(name, &[("site", site), ("device", dev)], f(m));
         }
     }
@@ -83,7 +83,7 @@ pub fn write(t: &mut Text, live: &Live) {
         "gauge",
         "When the device last answered a poll with data (Unix time).",
     );
-    for ((site, dev), m) in &live.devices {
+    for (site, dev, m) in live.device_metrics() {
         if let Some(ms) = m.last_success_ms {
             t.sample(
                 "bessmon_device_last_success_timestamp_seconds",
