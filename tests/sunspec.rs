@@ -46,17 +46,22 @@ fn simulator(
 }
 
 fn discover(port: u16, unit: u8, file: &Path) -> String {
-    let out = cli(&[
-        "discover",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
+    let port = port.to_string();
+    discover_at(&["--host", "127.0.0.1", "--port", &port], unit, file)
+}
+
+/// `bessmon discover` of `unit` at the device `at` names, writing `file`.
+fn discover_at(at: &[&str], unit: u8, file: &Path) -> String {
+    let unit_arg = unit.to_string();
+    let mut args = vec!["discover"];
+    args.extend_from_slice(at);
+    args.extend([
         "--unit",
-        &unit.to_string(),
+        &unit_arg,
         "--write-profile",
         file.to_str().unwrap(),
     ]);
+    let out = cli(&args);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -314,22 +319,10 @@ fn discover_finds_a_sunspec_device_on_a_serial_line() {
     map["baud"] = 38400.into();
     let _server = PyModbus::start(map);
     let file = dir.path().join("rtu-device.toml");
-    let out = cli(&[
-        "discover",
-        "--serial",
-        pty.b.to_str().unwrap(),
-        "--baud",
-        "38400",
-        "--unit",
-        "1",
-        "--write-profile",
-        file.to_str().unwrap(),
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = discover_at(
+        &["--serial", pty.b.to_str().unwrap(), "--baud", "38400"],
+        1,
+        &file,
     );
     assert!(
         text.contains("SunSpec marker at 40000; ACME Energy PCS-1000")
