@@ -433,3 +433,57 @@ fn pysunspec2_reads_every_point_bessmon_maps_as_bessmon_does() {
     }
     assert!((counter_kwh(&sample, Role::ChargeEnergyTotal) - 234_567_890.123).abs() < 1e-6);
 }
+
+/// A device polled with `close_after_poll` opens a connection every poll; its
+/// chain is walked once, not at every poll (only a lost connection may mean
+/// new firmware).
+#[test]
+fn a_chain_is_walked_once_though_every_poll_opens_a_connection() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (simulator, cancel) = simulator(&rt, SimProfiles::sunspec());
+    let site = simulator.sites[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    discover(
+        simulator.addrs[0].port(),
+        1,
+        &dir.path().join("acme-pcs.toml"),
+    );
+    let t = format!(
+        "{{ type = \"tcp\", host = \"127.0.0.1\", port = {}, close_after_poll = true }}",
+        simulator.addrs[0].port()
+    );
+    let cfg = TestConfig::with_profile_dir(
+        &sized_site_toml(
+            "200ms",
+            2000.0,
+            1000.0,
+            &device_toml("pcs", "acme-pcs", 1, "1s", &t),
+        ),
+        dir.path(),
+    );
+    let before = site.requests.load(std::sync::atomic::Ordering::Relaxed);
+    let connections = site.connections.load(std::sync::atomic::Ordering::Relaxed);
+    let (polls, per_poll) = rt.block_on(async {
+        let mut polling = Polling::start(&cfg);
+        let by = polling.collect_until("pcs", 5).await;
+        polling.stop().await;
+        let last = by["pcs"].last().unwrap().clone();
+        assert!(last.errors.is_empty(), "{:?}", last.errors);
+        (last.seq, last.requests as u64)
+    });
+    let made = site.requests.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let opened = site.connections.load(std::sync::atomic::Ordering::Relaxed) - connections;
+    // The walk: the marker, three model headers and the end marker.
+    let walk = 5;
+    assert!(
+        opened >= polls,
+        "a connection per poll: {opened} for {polls} polls"
+    );
+    // One poll may have been under way when the pollers stopped.
+    assert!(
+        made <= walk + (polls + 1) * per_poll,
+        "{made} requests for {polls} polls of {per_poll}: the chain was walked again"
+    );
+    assert!(made >= walk + polls * per_poll, "{made} requests");
+    cancel.cancel();
+}

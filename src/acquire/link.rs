@@ -28,9 +28,11 @@ const MAX_DEVICE_BACKOFF: Duration = Duration::from_secs(60);
 struct Slot {
     dev: Arc<DeviceRef>,
     spec: Arc<DeviceSpec>,
-    /// The connection whose SunSpec chain `dev.profile` was resolved against:
-    /// a device reconnecting may have new firmware with its models moved.
-    sunspec_conn: Option<u64>,
+    /// `Conn::broken` when `dev.profile` was resolved against the device's
+    /// SunSpec chain: after another break the device may have restarted with
+    /// new firmware and its models moved. (Not every new connection: with
+    /// `close_after_poll` each poll opens one.)
+    sunspec_at: Option<u64>,
     next_due: Instant,
     polls: u64,
     failures: u32,
@@ -94,7 +96,7 @@ impl Link {
                 }),
                 next_due: first_aligned_tick(spec.poll_interval),
                 spec,
-                sunspec_conn: None,
+                sunspec_at: None,
                 polls: 0,
                 failures: 0,
                 missed: 0,
@@ -118,7 +120,7 @@ impl Link {
     ) {
         let mut conn = Conn {
             ctx: None,
-            opened: 0,
+            broken: 0,
             reconnect_at: None,
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(30)),
             last_request: None,
@@ -158,7 +160,7 @@ impl Link {
         let mut unreachable = false;
         let mut requests = 0u16;
         let mut aborted = false;
-        if spec.profile.sunspec && slot.sunspec_conn.is_none_or(|c| c != conn.opened) {
+        if spec.profile.sunspec && slot.sunspec_at != Some(conn.broken) {
             if let Err(e) = self.resolve_sunspec(i, conn).await {
                 errors.push(e);
                 unreachable = true;
@@ -234,7 +236,7 @@ impl Link {
                             )
                     );
                     if e.drops_connection() {
-                        conn.drop_connection().await;
+                        conn.drop_broken().await;
                     }
                     errors.push(err(kind, message));
                     if e.drops_connection() || gateway_gave_up {
@@ -297,7 +299,7 @@ impl Link {
         let must_drop = dev.must_drop;
         conn.last_request = Some(Instant::now());
         if must_drop {
-            conn.drop_connection().await;
+            conn.drop_broken().await;
         }
         let chain = walked.map_err(|m| fail(ErrorKind::Decode, format!("SunSpec: {m}")))?;
         let slot = &mut self.slots[i];
@@ -319,7 +321,7 @@ impl Link {
                         profile,
                     });
                 }
-                slot.sunspec_conn = Some(conn.opened);
+                slot.sunspec_at = Some(conn.broken);
                 Ok(())
             }
             Err(m) => Err(fail(ErrorKind::Decode, format!("SunSpec: {m}"))),
@@ -370,8 +372,8 @@ pub fn next_due(due: Instant, now: Instant, interval: Duration, failures: u32) -
 
 struct Conn {
     ctx: Option<Context>,
-    /// Connections opened so far: a new one may reach a device with new firmware.
-    opened: u64,
+    /// Connections lost to an error, or refused, so far.
+    broken: u64,
     reconnect_at: Option<Instant>,
     backoff: Backoff,
     last_request: Option<Instant>,
@@ -391,7 +393,6 @@ impl Conn {
             match transport::connect(t, timeout).await {
                 Ok(ctx) => {
                     self.ctx = Some(ctx);
-                    self.opened += 1;
                     self.reconnect_at = None;
                     if self.backoff.attempts() > 0 {
                         tracing::info!(target: "bessmon::acquire", "{}: connected again", t.key());
@@ -400,6 +401,7 @@ impl Conn {
                     self.last_request = None;
                 }
                 Err(e) => {
+                    self.broken += 1;
                     let delay = self.backoff.next_delay();
                     self.reconnect_at = Some(Instant::now() + delay);
                     let msg = format!(
@@ -414,6 +416,12 @@ impl Conn {
             }
         }
         Ok(self.ctx.as_mut().expect("connected above"))
+    }
+
+    /// Drops a connection that failed (a timeout, a garbled reply).
+    async fn drop_broken(&mut self) {
+        self.broken += 1;
+        self.drop_connection().await;
     }
 
     async fn drop_connection(&mut self) {
