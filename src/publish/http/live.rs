@@ -56,21 +56,6 @@ impl Values {
             self.list[*at].1 = v;
         }
     }
-
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.list
-            .iter()
-            .find(|(n, _)| &**n == name)
-            .map(|(_, v)| *v)
-    }
-
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
 }
 
 impl Serialize for Values {
@@ -345,5 +330,41 @@ impl Live {
         {
             self.ready = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acquire::profile::Profile;
+
+    fn profile(names: &[&str]) -> Arc<Profile> {
+        let mut text = String::from("id = \"t\"\n");
+        for (i, n) in names.iter().enumerate() {
+            text += &format!(
+                "[[points]]\nname = \"{n}\"\ntable = \"holding\"\naddress = {i}\ntype = \"u16\"\n"
+            );
+        }
+        Arc::new(Profile::parse(std::path::Path::new("t.toml"), &text).unwrap())
+    }
+
+    #[test]
+    fn values_are_kept_by_point_and_shown_by_name() {
+        let p = profile(&["a", "b", "c"]);
+        let mut v = Values::default();
+        v.set(&p, 2, 3.0);
+        v.set(&p, 0, 1.0);
+        v.set(&p, 2, 4.5);
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"c":4.5,"a":1.0}"#);
+        // Another profile (a reload, a SunSpec move) starts again.
+        let q = profile(&["x"]);
+        v.set(&q, 0, 7.0);
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"x":7.0}"#);
+        v.set(&q, 5, 1.0);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"x":7.0}"#,
+            "no such point"
+        );
     }
 }
