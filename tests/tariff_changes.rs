@@ -43,6 +43,20 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
+/// `bessmon replay` of the lab site from `csv`, as JSON.
+fn replay_json(cfg: &TestConfig, csv: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "--site",
+        "lab",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    ok_json(cli_c("replay", &cfg.path, &args))
+}
+
 fn ok_json(out: std::process::Output) -> Value {
     assert!(out.status.success(), "{}", text(&out));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -119,22 +133,7 @@ fn a_site_moves_to_the_new_zhejiang_periods_on_their_date() {
     // is peak on 30 June (2024 periods) and flat on 1 July (2026 periods).
     let csv = cfg.dir.path().join("h.csv");
     std::fs::write(&csv, history(&["2026-06-30", "2026-07-01"])).unwrap();
-    let day = |d: &str| {
-        ok_json(cli_c(
-            "replay",
-            &cfg.path,
-            &[
-                "--site",
-                "lab",
-                "--csv",
-                csv.to_str().unwrap(),
-                "--format",
-                "json",
-                "--period",
-                d,
-            ],
-        ))
-    };
+    let day = |d: &str| replay_json(&cfg, &csv, &["--period", d]);
     let r = day("2026-06-30");
     assert!(
         (r["bands"]["peak"]["charge_kwh"].as_f64().unwrap() - 100.0).abs() < 1e-6,
@@ -239,18 +238,7 @@ fn missing_monthly_prices_and_holidays_are_said_in_check_log_metric_and_report()
     // A history of November 2026 is priced with October's prices, and says so.
     let csv = cfg.dir.path().join("nov.csv");
     std::fs::write(&csv, history(&["2026-11-03"])).unwrap();
-    let r = ok_json(cli_c(
-        "replay",
-        &cfg.path,
-        &[
-            "--site",
-            "lab",
-            "--csv",
-            csv.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    ));
+    let r = replay_json(&cfg, &csv, &[]);
     let warnings: Vec<&str> = r["warnings"]
         .as_array()
         .unwrap()
