@@ -50,7 +50,7 @@ impl SimProfiles {
 pub fn scale_factor(p: &Point) -> i16 {
     let n = &*p.name;
     let ends = |s: &str| n.ends_with(s);
-    if ends("_totwh_sf") || ends("_totvarh_sf") || ends("_totvah_sf") || ends("_totvarh_sf") {
+    if ends("_totwh_sf") || ends("_totvarh_sf") || ends("_totvah_sf") {
         1
     } else if ends("w_sf") || ends("va_sf") || ends("var_sf") || ends("wh_sf") || ends("max_sf") {
         2
